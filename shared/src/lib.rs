@@ -1,0 +1,20 @@
+//! # orderflow
+//!
+//! Event-driven AWS Lambda handlers in Rust. A service publishes a fact such as `OrderPlaced` to
+//! an SNS topic; every interested service consumes it from its own SQS queue.
+//!
+//! - [`event`]: the event contract — one envelope, typed payloads, versions, validation, JSON
+//!   Schemas for other publishers.
+//! - [`publish`]: the SNS [`publish::Publisher`], single and batched, with retries.
+//! - [`sns`]: unwrapping SNS notifications as SQS delivers them.
+//! - [`aws`]: the one place an `SdkConfig` is built.
+//! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
+
+pub mod aws;
+pub mod event;
+pub mod publish;
+pub mod sns;
+pub mod telemetry;
+
+pub use event::{Event, EventError, EventPayload, EventType};
+pub use publish::{PublishError, Publisher};

@@ -1,0 +1,29 @@
+//! Structured logging shared by the CLI and the Lambda functions.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs a `tracing` subscriber writing to standard error.
+///
+/// The filter comes from `RUST_LOG`, else from Lambda's `AWS_LAMBDA_LOG_LEVEL`, else
+/// `default_level`. Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) or with
+/// `AWS_LAMBDA_LOG_FORMAT=JSON` the output is one JSON object per line, which CloudWatch Logs
+/// Insights can query; elsewhere it is compact text. Calling it twice is harmless.
+pub fn init(default_level: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
+        .map(|level| level.to_ascii_lowercase())
+        .unwrap_or_else(|_| default_level.to_owned());
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| EnvFilter::new(default_level));
+    let json = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        || std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // try_init: a second call (tests, a library user's own subscriber) is not an error.
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.compact().try_init()
+    };
+}
