@@ -19,7 +19,8 @@ pub fn init(default_level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // try_init: a second call (tests, a library user's own subscriber) is not an error.
     let _ = if json {
         builder.json().flatten_event(true).try_init()

@@ -1,1 +1,367 @@
-//! placeholder
+//! Support for black-box tests against an AWS API emulator (moto or LocalStack) or AWS itself.
+//!
+//! The tests reach the emulator the way every orderflow binary does: through the standard
+//! `AWS_ENDPOINT_URL`. `make test` starts moto and sets it; without it these tests fail with a
+//! message saying so, never skip. Every test creates its own uniquely named resources, so tests
+//! run in parallel and against a shared emulator.
+//!
+//! SNS→SQS delivery is asynchronous on AWS and LocalStack (synchronous on moto): tests wait for
+//! messages by long polling up to a deadline, never assume they are there.
+
+// Test code: a failed call is a failed test, and the panic message says which.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod interceptors;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use orderflow::Event;
+use orderflow::sns::{SqsBody, message_body};
+use serde_json::json;
+
+/// How long a test waits for a message that should arrive.
+pub const DELIVERY_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a test watches a queue to show that a message does not arrive.
+pub const ABSENCE_GRACE: Duration = Duration::from_secs(3);
+
+/// Clients for the emulator named by `AWS_ENDPOINT_URL`.
+pub struct Emulator {
+    /// The shared SDK configuration.
+    pub config: SdkConfig,
+    /// SNS client.
+    pub sns: aws_sdk_sns::Client,
+    /// SQS client.
+    pub sqs: aws_sdk_sqs::Client,
+    /// The endpoint every client talks to.
+    pub endpoint: String,
+}
+
+/// An SQS queue created for one test.
+#[derive(Clone, Debug)]
+pub struct Queue {
+    /// Queue URL, for SQS calls.
+    pub url: String,
+    /// Queue ARN, for subscriptions.
+    pub arn: String,
+}
+
+/// A message received from a queue, with its body unwrapped.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// The SQS body exactly as delivered.
+    pub body: String,
+    /// Whether SNS wrapped the message in a notification (raw delivery off).
+    pub wrapped: bool,
+    /// The published message (the notification's `Message`, or the body).
+    pub message: String,
+    /// Message attributes, as `name -> (type, value)`: from the notification when wrapped,
+    /// from the SQS message attributes when raw.
+    pub attributes: BTreeMap<String, (String, String)>,
+    /// SQS system attributes (`MessageGroupId`, `SequenceNumber`, …).
+    pub system_attributes: BTreeMap<String, String>,
+}
+
+impl Received {
+    /// Decodes the published message as an orderflow event.
+    pub fn event(&self) -> Event {
+        Event::decode(self.message.as_bytes()).unwrap_or_else(|err| {
+            panic!(
+                "delivered message is not a valid event: {err}\n{}",
+                self.message
+            )
+        })
+    }
+}
+
+/// Connects to the emulator, or panics saying why it cannot.
+pub async fn emulator() -> Emulator {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: these tests need an AWS API emulator. \
+             Run `make test`, which starts moto and sets it."
+        )
+    });
+    let address = endpoint
+        .trim_start_matches("http://")
+        .trim_start_matches("https://")
+        .trim_end_matches('/');
+    if let Err(err) = tokio::net::TcpStream::connect(address).await {
+        panic!(
+            "the emulator at {endpoint} is not reachable ({err}). Run `make test`, which starts it."
+        );
+    }
+    let config = orderflow::aws::sdk_config().await;
+    Emulator {
+        sns: aws_sdk_sns::Client::new(&config),
+        sqs: aws_sdk_sqs::Client::new(&config),
+        config,
+        endpoint,
+    }
+}
+
+/// A resource name no other test uses: `of-<prefix>-<8 hex>`.
+pub fn unique_name(prefix: &str) -> String {
+    format!(
+        "of-{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+impl Emulator {
+    /// Creates a topic (FIFO if `fifo`), returning its ARN.
+    pub async fn topic(&self, prefix: &str, fifo: bool) -> String {
+        let mut name = unique_name(prefix);
+        let mut request = self.sns.create_topic();
+        if fifo {
+            name.push_str(".fifo");
+            request = request.attributes("FifoTopic", "true");
+        }
+        let out = request.name(name).send().await.expect("CreateTopic");
+        out.topic_arn().expect("topic ARN").to_owned()
+    }
+
+    /// Creates a queue (FIFO if `fifo`) whose policy lets SNS topics of this account send to it.
+    pub async fn queue(&self, prefix: &str, fifo: bool) -> Queue {
+        let mut name = unique_name(prefix);
+        let mut request = self.sqs.create_queue();
+        if fifo {
+            name.push_str(".fifo");
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        let url = request
+            .queue_name(name)
+            .send()
+            .await
+            .expect("CreateQueue")
+            .queue_url()
+            .expect("queue URL")
+            .to_owned();
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+            .expect("queue ARN")
+            .clone();
+        Queue { url, arn }
+    }
+
+    /// Subscribes `queue` to `topic_arn`, with raw delivery and a filter policy if given, and
+    /// grants the topic (only) permission to send to the queue, as AWS requires.
+    pub async fn subscribe(
+        &self,
+        topic_arn: &str,
+        queue: &Queue,
+        raw: bool,
+        filter_policy: Option<serde_json::Value>,
+    ) -> String {
+        let policy = json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"}, "Action": "sqs:SendMessage",
+                "Resource": queue.arn, "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}
+            }]
+        });
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(&queue.url)
+            .attributes(QueueAttributeName::Policy, policy.to_string())
+            .send()
+            .await
+            .expect("SetQueueAttributes Policy");
+        let mut request = self
+            .sns
+            .subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(&queue.arn)
+            .return_subscription_arn(true);
+        if raw {
+            request = request.attributes("RawMessageDelivery", "true");
+        }
+        if let Some(policy) = filter_policy {
+            request = request.attributes("FilterPolicy", policy.to_string());
+        }
+        request
+            .send()
+            .await
+            .expect("Subscribe")
+            .subscription_arn()
+            .expect("subscription ARN")
+            .to_owned()
+    }
+
+    /// Receives (and deletes) messages until `expected` have arrived or the deadline passes;
+    /// returns what arrived, in arrival order.
+    pub async fn receive(
+        &self,
+        queue: &Queue,
+        expected: usize,
+        deadline: Duration,
+    ) -> Vec<Received> {
+        let until = Instant::now() + deadline;
+        let mut received = Vec::new();
+        while received.len() < expected {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            received.extend(
+                self.receive_once(queue, left.min(Duration::from_secs(2)))
+                    .await,
+            );
+        }
+        received
+    }
+
+    /// Receives (and deletes) whatever arrives within `wait`.
+    pub async fn receive_for(&self, queue: &Queue, wait: Duration) -> Vec<Received> {
+        let until = Instant::now() + wait;
+        let mut received = Vec::new();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return received;
+            }
+            received.extend(
+                self.receive_once(queue, left.min(Duration::from_secs(1)))
+                    .await,
+            );
+        }
+    }
+
+    async fn receive_once(&self, queue: &Queue, wait: Duration) -> Vec<Received> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&queue.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait.as_secs().clamp(1, 20) as i32)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("ReceiveMessage");
+        let mut received = Vec::new();
+        for message in out.messages() {
+            self.sqs
+                .delete_message()
+                .queue_url(&queue.url)
+                .receipt_handle(message.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("DeleteMessage");
+            received.push(unwrap(message));
+        }
+        received
+    }
+}
+
+fn unwrap(message: &Message) -> Received {
+    let body = message.body().unwrap_or_default().to_owned();
+    let system_attributes = message
+        .attributes()
+        .map(|a| {
+            a.iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (wrapped, published, attributes) = match message_body(&body) {
+        SqsBody::Notification(n) => (
+            true,
+            n.message.clone(),
+            n.message_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), (v.data_type.clone(), v.value.clone())))
+                .collect(),
+        ),
+        SqsBody::Raw(raw) => (
+            false,
+            raw.to_owned(),
+            message
+                .message_attributes()
+                .map(|a| {
+                    a.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                (
+                                    v.data_type().to_owned(),
+                                    v.string_value().unwrap_or_default().to_owned(),
+                                ),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    };
+    Received {
+        body,
+        wrapped,
+        message: published,
+        attributes,
+        system_attributes,
+    }
+}
+
+/// The `orderflow` CLI binary built beside the test binary (`cargo build --workspace` builds it).
+pub fn orderflow_cli() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/orderflow
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile directory");
+    let cli = dir.join(format!("orderflow{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        cli.exists(),
+        "{} does not exist: run `cargo build --workspace` first (make test does)",
+        cli.display()
+    );
+    cli
+}
+
+/// The AWS CLI (`aws`), from `ORDERFLOW_AWS_CLI` or the PATH (`make test` installs it in .venv).
+pub fn aws_cli() -> PathBuf {
+    if let Some(path) = std::env::var_os("ORDERFLOW_AWS_CLI") {
+        return PathBuf::from(path);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("aws"))
+            .find(|p| p.is_file())
+    });
+    found.unwrap_or_else(|| {
+        panic!("the AWS CLI (`aws`) is not on PATH: run `make test`, which installs it in .venv")
+    })
+}
+
+/// The expected message attributes of `event`, as `name -> (type, value)`.
+pub fn expected_attributes(event: &Event) -> BTreeMap<String, (String, String)> {
+    BTreeMap::from([
+        (
+            "correlationId".to_owned(),
+            ("String".to_owned(), event.correlation_id.clone()),
+        ),
+        (
+            "eventType".to_owned(),
+            ("String".to_owned(), event.event_type().to_string()),
+        ),
+        (
+            "eventVersion".to_owned(),
+            ("Number".to_owned(), event.event_version().to_string()),
+        ),
+    ])
+}

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// Exponential backoff with jitter between attempts, on top of the SDK's own retries.
@@ -90,9 +89,25 @@ where
     };
     RequestFailure {
         code: err.code().map(str::to_owned),
-        message: DisplayErrorContext(err).to_string(),
+        message: error_chain(err),
         retryable,
     }
+}
+
+/// An error and its causes, one after the other: "dispatch failure: io error: … refused".
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some layers repeat their cause's text in their own; say it once.
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }
 
 #[cfg(test)]

@@ -1,0 +1,48 @@
+# orderflow — the two commands a new user needs are `make run` and `make test`.
+# Everything they need (a Python venv with the emulator and the AWS CLI) is installed here.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed-$(shell cksum < scripts/requirements-emulator.txt | cut -d' ' -f1)
+CARGO ?= cargo
+# Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv build lint test unit run clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): scripts/requirements-emulator.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-emulator.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(VENV_STAMP) ## Create .venv with the pinned emulator (moto) and AWS CLI
+
+build: ## Build every crate, binary and test once
+	$(CARGO) build --workspace --all-targets --locked
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: ## Unit tests only (no emulator)
+	$(CARGO) test --workspace --lib --bins --locked
+
+test: venv lint build ## Lint, build, then every test against a private moto server
+	scripts/with-moto.sh $(CARGO) test --workspace --locked
+
+run: ## Show the flow (publishing half until the local Lambda runner exists)
+	@echo "make run: the local runner that starts the Lambda functions is not built yet."
+	@echo "Until it is, 'make demo' shows the publishing half: topic -> filtered queues."
+
+clean: ## Remove build output and the venv
+	$(CARGO) clean
+	rm -rf $(VENV)

@@ -1,0 +1,9 @@
+//! Black-box tests against the AWS API emulator named by `AWS_ENDPOINT_URL` (`make test`).
+
+// Test code: a failed call is a failed test, and the panic message says which.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod batch;
+mod fanout;
+mod fifo;
+mod publishers;
