@@ -39,9 +39,9 @@ unit: ## Unit tests only (no emulator)
 test: venv lint build ## Lint, build, then every test against a private moto server
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
 
-run: ## Show the flow (publishing half until the local Lambda runner exists)
-	@echo "make run: the local runner that starts the Lambda functions is not built yet."
-	@echo "Until it is, 'make demo' shows the publishing half: topic -> filtered queues."
+run: venv ## Show the flow against a local emulator (publishing half until the Lambda runner exists)
+	$(CARGO) build --locked -p orderflow
+	scripts/with-moto.sh scripts/demo.sh
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean
