@@ -7,11 +7,18 @@
 //!   Schemas for other publishers.
 //! - [`publish`]: the SNS [`publish::Publisher`], single and batched, with retries.
 //! - [`sns`]: unwrapping SNS notifications as SQS delivers them.
+//! - [`consume`]: the SQS batch consumer: typed handlers, partial failures, DLQ, retries.
+//! - [`idempotency`]: effects once, through DynamoDB conditional writes.
+//! - `lambda` (feature `lambda`): running a consumer under the Lambda runtime.
 //! - [`aws`]: the one place an `SdkConfig` is built.
 //! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
 
 pub mod aws;
+pub mod consume;
 pub mod event;
+pub mod idempotency;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod publish;
 pub mod sns;
 pub mod telemetry;

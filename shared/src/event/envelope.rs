@@ -30,6 +30,9 @@ pub struct Event {
     pub payload: EventPayload,
 }
 
+/// UUID v5 namespace of follow-up event ids (a fixed random UUID: it only has to be ours).
+const FOLLOW_UP_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7266_4c6f_9a1e_0b5c_3d2f_7e41);
+
 /// The envelope as written on the wire.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -90,6 +93,29 @@ impl Event {
             correlation_id: cause.correlation_id.clone(),
             causation_id: Some(cause.event_id.to_string()),
             ..Event::new(source, payload)
+        }
+    }
+
+    /// A fact that `producer` derives from `cause`, with a *deterministic* id: the same cause,
+    /// producer, event type and `ordinal` always give the same `eventId`.
+    ///
+    /// A consumer that runs again on a redelivered cause (after a crash, say) therefore
+    /// re-publishes the same event rather than a new one, and downstream idempotency absorbs it.
+    pub fn follow_up(
+        cause: &Event,
+        producer: &str,
+        payload: impl Into<EventPayload>,
+        ordinal: usize,
+    ) -> Self {
+        let payload = payload.into();
+        let name = format!(
+            "{}/{producer}/{}/{ordinal}",
+            cause.event_id,
+            payload.event_type()
+        );
+        Event {
+            event_id: Uuid::new_v5(&FOLLOW_UP_NAMESPACE, name.as_bytes()),
+            ..Event::caused_by(cause, producer, payload)
         }
     }
 
@@ -260,6 +286,31 @@ mod tests {
         assert_eq!(follow_up.correlation_id, placed.correlation_id);
         assert_eq!(follow_up.causation_id, Some(placed.event_id.to_string()));
         assert_ne!(follow_up.event_id, placed.event_id);
+    }
+
+    #[test]
+    fn follow_up_ids_are_deterministic_per_cause_producer_type_and_ordinal() {
+        let placed = examples::order_placed();
+        let payload = || examples::example(EventType::PaymentFailed).payload;
+        let first = Event::follow_up(&placed, "payment", payload(), 0);
+        assert_eq!(
+            first.event_id,
+            Event::follow_up(&placed, "payment", payload(), 0).event_id
+        );
+        assert_ne!(
+            first.event_id,
+            Event::follow_up(&placed, "payment", payload(), 1).event_id
+        );
+        assert_ne!(
+            first.event_id,
+            Event::follow_up(&placed, "inventory", payload(), 0).event_id
+        );
+        assert_ne!(
+            first.event_id,
+            Event::follow_up(&examples::order_placed(), "payment", payload(), 0).event_id
+        );
+        assert_eq!(first.causation_id, Some(placed.event_id.to_string()));
+        assert_eq!(first.correlation_id, placed.correlation_id);
     }
 
     #[test]

@@ -29,7 +29,7 @@ mod versions;
 pub use envelope::Event;
 pub use error::EventError;
 pub use payload::{
-    Address, CancellationReason, EventPayload, InventoryOutOfStock, InventoryReserved,
+    Address, CancellationReason, EventData, EventPayload, InventoryOutOfStock, InventoryReserved,
     OrderCancelled, OrderConfirmed, OrderItem, OrderPlaced, PaymentFailed, PaymentProcessed,
     ReservedItem, StockShortage,
 };

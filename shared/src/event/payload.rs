@@ -220,8 +220,21 @@ impl EventPayload {
     }
 }
 
+/// A payload type that handlers can ask for: the consumer routes events of
+/// [`EventData::EVENT_TYPE`] to a handler taking this type.
+pub trait EventData:
+    Into<EventPayload> + TryFrom<EventPayload, Error = EventPayload> + Clone + Send + Sync + 'static
+{
+    /// The event type whose payload this is.
+    const EVENT_TYPE: EventType;
+}
+
 macro_rules! payload_conversions {
     ($($name:ident),* $(,)?) => {$(
+        impl EventData for $name {
+            const EVENT_TYPE: EventType = EventType::$name;
+        }
+
         impl From<$name> for EventPayload {
             fn from(payload: $name) -> Self {
                 EventPayload::$name(payload)

@@ -74,40 +74,11 @@ pub(crate) fn classify<E>(err: &SdkError<E, HttpResponse>) -> RequestFailure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let retryable = match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(ctx) => {
-            ctx.raw().status().is_server_error()
-                || ctx
-                    .err()
-                    .code()
-                    .is_some_and(|code| RETRYABLE_CODES.contains(&code))
-        }
-        _ => false,
-    };
     RequestFailure {
         code: err.code().map(str::to_owned),
-        message: error_chain(err),
-        retryable,
+        message: crate::aws::error_chain(err),
+        retryable: crate::aws::is_retryable(err, RETRYABLE_CODES),
     }
-}
-
-/// An error and its causes, one after the other: "dispatch failure: io error: … refused".
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        // Some layers repeat their cause's text in their own; say it once.
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
 }
 
 #[cfg(test)]

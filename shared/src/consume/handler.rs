@@ -1,0 +1,190 @@
+//! What a handler receives and returns, and how typed handlers are stored.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+
+use crate::event::{Event, EventData, EventPayload};
+
+/// An error a handler returns, classified by the handler itself.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Retrying cannot help (bad data, a business rule): the message goes to the DLQ now.
+    #[error("{0}")]
+    Permanent(Box<dyn std::error::Error + Send + Sync>),
+    /// Retrying may help (a dependency is down or throttling): the message comes back later.
+    #[error("{0}")]
+    Transient(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl HandlerError {
+    /// A permanent failure.
+    pub fn permanent(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        HandlerError::Permanent(err.into())
+    }
+
+    /// A transient failure.
+    pub fn transient(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        HandlerError::Transient(err.into())
+    }
+}
+
+/// Where an SQS record came from and how often it was delivered.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordMeta {
+    /// SQS message id (what `batchItemFailures` names).
+    pub message_id: String,
+    /// `ApproximateReceiveCount`: 1 on the first delivery.
+    pub receive_count: u32,
+    /// `SentTimestamp`: when the message entered the queue.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// FIFO queues: `MessageGroupId`.
+    pub group_id: Option<String>,
+    /// The queue's ARN (the event source).
+    pub queue_arn: Option<String>,
+    /// The SNS message id, when SNS wrapped the message.
+    pub sns_message_id: Option<String>,
+}
+
+/// One event as a handler sees it: the typed payload, its envelope, and its SQS record.
+#[derive(Clone, Debug)]
+pub struct Message<T> {
+    /// The payload, typed.
+    pub data: T,
+    /// The whole event (envelope and payload).
+    pub event: Event,
+    /// The SQS record it arrived in.
+    pub record: RecordMeta,
+    consumer: Arc<str>,
+}
+
+impl<T> Message<T> {
+    /// The flow's correlation id.
+    pub fn correlation_id(&self) -> &str {
+        &self.event.correlation_id
+    }
+
+    /// A follow-up event caused by this one: it carries the correlation id, names this event as
+    /// its cause, and has a deterministic id, so a re-run publishes the same event again.
+    pub fn follow_up(&self, payload: impl Into<EventPayload>) -> Event {
+        self.follow_up_nth(payload, 0)
+    }
+
+    /// Like [`Message::follow_up`], for the `n`-th event of one type from the same message.
+    pub fn follow_up_nth(&self, payload: impl Into<EventPayload>, n: usize) -> Event {
+        Event::follow_up(&self.event, &self.consumer, payload, n)
+    }
+}
+
+/// What a handler did: events to publish, DynamoDB writes to commit (transactional handlers),
+/// and a result to store with the idempotency record.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub(crate) events: Vec<Event>,
+    pub(crate) writes: Vec<TransactWriteItem>,
+    pub(crate) result: serde_json::Value,
+}
+
+impl Outcome {
+    /// Nothing to publish or write.
+    pub fn done() -> Self {
+        Outcome::default()
+    }
+
+    /// Publishes `event` after the effect is recorded (and again if a duplicate replays it).
+    pub fn publish(mut self, event: Event) -> Self {
+        self.events.push(event);
+        self
+    }
+
+    /// Adds a DynamoDB write, committed in one transaction with the idempotency record
+    /// (transactional handlers only).
+    pub fn write(mut self, item: TransactWriteItem) -> Self {
+        self.writes.push(item);
+        self
+    }
+
+    /// A result stored with the idempotency record.
+    pub fn with_result(mut self, result: serde_json::Value) -> Self {
+        self.result = result;
+        self
+    }
+
+    /// The events to publish.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// The writes to commit.
+    pub fn writes(&self) -> &[TransactWriteItem] {
+        &self.writes
+    }
+}
+
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A handler with its payload type erased, so handlers of every type live in one map.
+pub(crate) trait ErasedHandler<S>: Send + Sync {
+    fn call(
+        &self,
+        event: Event,
+        record: RecordMeta,
+        consumer: Arc<str>,
+        state: Arc<S>,
+    ) -> BoxFuture<Result<Outcome, HandlerError>>;
+}
+
+pub(crate) struct TypedHandler<T, F> {
+    f: F,
+    _payload: PhantomData<fn() -> T>,
+}
+
+impl<T, F> TypedHandler<T, F> {
+    pub(crate) fn new(f: F) -> Self {
+        TypedHandler {
+            f,
+            _payload: PhantomData,
+        }
+    }
+}
+
+impl<S, T, F, Fut> ErasedHandler<S> for TypedHandler<T, F>
+where
+    S: Send + Sync + 'static,
+    T: EventData,
+    F: Fn(Message<T>, Arc<S>) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Outcome, HandlerError>> + Send + 'static,
+{
+    fn call(
+        &self,
+        event: Event,
+        record: RecordMeta,
+        consumer: Arc<str>,
+        state: Arc<S>,
+    ) -> BoxFuture<Result<Outcome, HandlerError>> {
+        match T::try_from(event.payload.clone()) {
+            Ok(data) => Box::pin((self.f)(
+                Message {
+                    data,
+                    event,
+                    record,
+                    consumer,
+                },
+                state,
+            )),
+            // Routing is by event type, so this is a bug in registration, not in the message.
+            Err(other) => {
+                let message = format!(
+                    "handler for {} got a {} payload",
+                    T::EVENT_TYPE,
+                    other.event_type()
+                );
+                Box::pin(async move { Err(HandlerError::permanent(message)) })
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The SQS batch consumer: what Powertools' batch processing does, for orderflow events.
+//!
+//! [`Consumer::handle`] takes the raw `SqsEvent` (never a typed one: one undecodable record
+//! must not fail the whole invocation) and returns the partial batch response for
+//! `ReportBatchItemFailures`. Each record is unwrapped (SNS notification or raw delivery),
+//! decoded and validated, and dispatched to the handler registered for its `eventType`.
+//!
+//! - Standard queues: records run concurrently up to `max_concurrency`. FIFO queues (the
+//!   source ARN ends in `.fifo`): records of one message group run in order, and once one
+//!   fails the rest of its group in this batch is reported failed without running; other
+//!   groups go on.
+//! - Permanent failures (a bad event, an unsupported version, a handler's permanent error, a
+//!   payload mismatch) go straight to the queue's DLQ with attributes saying why, and are
+//!   acknowledged: a poison message costs one attempt. If the DLQ send fails, the record is
+//!   reported failed, never lost.
+//! - Transient failures (a handler's transient error, a panic, throttling, a duplicate in
+//!   progress) are reported failed, and their visibility is set with exponential backoff and
+//!   full jitter on the receive count.
+//! - If every record fails, the invocation fails too, so it shows in Lambda's error metrics.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use orderflow::consume::{Consumer, HandlerError, Message, Outcome};
+//! use orderflow::event::{OrderPlaced, PaymentProcessed};
+//!
+//! struct State;
+//!
+//! async fn charge(order: Message<OrderPlaced>, _state: Arc<State>) -> Result<Outcome, HandlerError> {
+//!     let paid = PaymentProcessed {
+//!         order_id: order.data.order_id.clone(),
+//!         payment_id: format!("pay-{}", order.data.order_id),
+//!         amount: order.data.total,
+//!         currency: order.data.currency.clone(),
+//!     };
+//!     Ok(Outcome::done().publish(order.follow_up(paid)))
+//! }
+//!
+//! let consumer = Consumer::new("payment", State).on(charge);
+//! ```
+
+mod backoff;
+mod error;
+mod handler;
+mod outcome;
+mod record;
+mod sqs_actions;
+pub mod sqs_event;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::stream::{self, StreamExt};
+use tracing::{info, warn};
+
+pub use backoff::VisibilityBackoff;
+pub use error::{BatchError, RecordError};
+pub use handler::{HandlerError, Message, Outcome, RecordMeta};
+pub use outcome::{BatchOutcome, RecordOutcome};
+
+use crate::event::{EventData, EventType};
+use crate::idempotency::Idempotency;
+use crate::publish::Publisher;
+use handler::{ErasedHandler, TypedHandler};
+use sqs_actions::SqsActions;
+
+/// The invocation a batch arrived in.
+#[derive(Clone, Debug, Default)]
+pub struct Invocation {
+    /// Lambda's request id.
+    pub request_id: String,
+    /// When Lambda stops the invocation; `None` outside Lambda.
+    pub deadline: Option<SystemTime>,
+}
+
+impl Invocation {
+    /// Time left before the deadline (`None` without one).
+    pub fn remaining(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
+    }
+}
+
+/// Tuning of a [`Consumer`].
+#[derive(Clone, Debug)]
+pub struct ConsumerOptions {
+    /// Records processed at once on a standard queue (message groups at once on FIFO).
+    pub max_concurrency: usize,
+    /// Treat an event type without a handler as a permanent error instead of acknowledging it.
+    pub strict: bool,
+    /// Fail the invocation when every record failed.
+    pub fail_when_all_fail: bool,
+    /// Delay before a transiently failed record is retried.
+    pub visibility_backoff: VisibilityBackoff,
+    /// Records not started this close to the deadline are returned unprocessed, so a slow
+    /// batch ends with a partial response instead of a timeout that retries everything.
+    pub deadline_margin: Duration,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        ConsumerOptions {
+            max_concurrency: 10,
+            strict: false,
+            fail_when_all_fail: true,
+            visibility_backoff: VisibilityBackoff::default(),
+            deadline_margin: Duration::from_millis(500),
+        }
+    }
+}
+
+struct Route<S> {
+    handler: Arc<dyn ErasedHandler<S>>,
+    /// The handler returns DynamoDB writes, committed with the idempotency record.
+    transactional: bool,
+}
+
+/// Consumes orderflow events from SQS batches and dispatches them to typed handlers.
+pub struct Consumer<S> {
+    name: Arc<str>,
+    state: Arc<S>,
+    routes: HashMap<EventType, Route<S>>,
+    options: ConsumerOptions,
+    sqs: Option<SqsActions>,
+    publisher: Option<Publisher>,
+    idempotency: Option<Idempotency>,
+}
+
+impl<S: Send + Sync + 'static> Consumer<S> {
+    /// A consumer named `name` (the function name: it prefixes idempotency keys and names the
+    /// producer of follow-up events) over shared `state`.
+    pub fn new(name: impl Into<Arc<str>>, state: S) -> Self {
+        Consumer {
+            name: name.into(),
+            state: Arc::new(state),
+            routes: HashMap::new(),
+            options: ConsumerOptions::default(),
+            sqs: None,
+            publisher: None,
+            idempotency: None,
+        }
+    }
+
+    /// Routes events of `T`'s type to `handler`, an `async fn(Message<T>, Arc<S>)`.
+    ///
+    /// With idempotency, the key is acquired before the handler runs and completed after.
+    pub fn on<T, F, Fut>(self, handler: F) -> Self
+    where
+        T: EventData,
+        F: Fn(Message<T>, Arc<S>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Outcome, HandlerError>> + Send + 'static,
+    {
+        self.route(T::EVENT_TYPE, Arc::new(TypedHandler::new(handler)), false)
+    }
+
+    /// Routes events of `T`'s type to a handler whose effect is the DynamoDB writes it returns:
+    /// they are committed with the idempotency record in one transaction. The handler may read
+    /// but must not change anything itself. Needs [`Consumer::with_idempotency`].
+    pub fn on_transactional<T, F, Fut>(self, handler: F) -> Self
+    where
+        T: EventData,
+        F: Fn(Message<T>, Arc<S>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Outcome, HandlerError>> + Send + 'static,
+    {
+        self.route(T::EVENT_TYPE, Arc::new(TypedHandler::new(handler)), true)
+    }
+
+    fn route(
+        mut self,
+        event_type: EventType,
+        handler: Arc<dyn ErasedHandler<S>>,
+        transactional: bool,
+    ) -> Self {
+        self.routes.insert(
+            event_type,
+            Route {
+                handler,
+                transactional,
+            },
+        );
+        self
+    }
+
+    /// Publishes handlers' follow-up events with `publisher`.
+    pub fn with_publisher(mut self, publisher: Publisher) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// Makes every handler idempotent.
+    pub fn with_idempotency(mut self, idempotency: Idempotency) -> Self {
+        self.idempotency = Some(idempotency);
+        self
+    }
+
+    /// Uses `client` to dead-letter permanent failures and delay retries. The DLQ is
+    /// `dead_letter_queue` if given, else the one the source queue's redrive policy names.
+    pub fn with_sqs(
+        mut self,
+        client: aws_sdk_sqs::Client,
+        dead_letter_queue: Option<String>,
+    ) -> Self {
+        self.sqs = Some(SqsActions::new(client, dead_letter_queue));
+        self
+    }
+
+    /// Replaces the options.
+    pub fn with_options(mut self, options: ConsumerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The event types this consumer has handlers for, sorted: exactly what its subscription's
+    /// filter policy must let through.
+    pub fn handled_event_types(&self) -> Vec<EventType> {
+        let mut types: Vec<EventType> = self.routes.keys().copied().collect();
+        types.sort();
+        types
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Processes a batch and returns the partial batch response, or an error when every
+    /// record failed (if so configured).
+    pub async fn handle(
+        &self,
+        event: SqsEvent,
+        invocation: Invocation,
+    ) -> Result<SqsBatchResponse, BatchError> {
+        let outcome = self.process(&event, &invocation).await;
+        if self.options.fail_when_all_fail && outcome.all_failed() {
+            let first = outcome
+                .records
+                .first()
+                .map(|(_, o)| format!("{o:?}"))
+                .unwrap_or_default();
+            return Err(BatchError::AllFailed {
+                count: outcome.records.len(),
+                first,
+            });
+        }
+        Ok(outcome.response())
+    }
+
+    /// Processes a batch and returns every record's outcome, in batch order.
+    pub async fn process(&self, event: &SqsEvent, invocation: &Invocation) -> BatchOutcome {
+        let records = &event.records;
+        let fifo = records.iter().any(|r| {
+            r.event_source_arn
+                .as_deref()
+                .is_some_and(|a| a.ends_with(".fifo"))
+        });
+        let mut outcomes: Vec<(usize, RecordOutcome)> = if fifo {
+            self.process_fifo(records, invocation).await
+        } else {
+            stream::iter(records.iter().enumerate())
+                .map(|(i, record)| async move { (i, self.process_guarded(record, invocation).await) })
+                .buffer_unordered(self.options.max_concurrency.max(1))
+                .collect()
+                .await
+        };
+        outcomes.sort_by_key(|(i, _)| *i);
+        let outcome = BatchOutcome {
+            records: outcomes
+                .into_iter()
+                .map(|(i, o)| (records[i].message_id.clone().unwrap_or_default(), o))
+                .collect(),
+        };
+        let failed = outcome
+            .records
+            .iter()
+            .filter(|(_, o)| o.is_failure())
+            .count();
+        info!(consumer = %self.name, records = records.len(), failed, "batch processed");
+        outcome
+    }
+
+    /// FIFO: groups in parallel, each group's records in order, stopping at a failure.
+    async fn process_fifo(
+        &self,
+        records: &[SqsMessage],
+        invocation: &Invocation,
+    ) -> Vec<(usize, RecordOutcome)> {
+        let mut groups: BTreeMap<&str, Vec<(usize, &SqsMessage)>> = BTreeMap::new();
+        for (i, record) in records.iter().enumerate() {
+            let group = record
+                .attributes
+                .get("MessageGroupId")
+                .map(String::as_str)
+                .unwrap_or("");
+            groups.entry(group).or_default().push((i, record));
+        }
+        stream::iter(groups.into_values())
+            .map(|group| async move {
+                let mut outcomes = Vec::with_capacity(group.len());
+                let mut blocked = false;
+                for (i, record) in group {
+                    if blocked {
+                        outcomes.push((
+                            i,
+                            RecordOutcome::NotAttempted("an earlier message of its group failed"),
+                        ));
+                        continue;
+                    }
+                    let outcome = self.process_guarded(record, invocation).await;
+                    blocked = outcome.is_failure();
+                    outcomes.push((i, outcome));
+                }
+                outcomes
+            })
+            .buffer_unordered(self.options.max_concurrency.max(1))
+            .flat_map(stream::iter)
+            .collect()
+            .await
+    }
+
+    /// One record, unless the deadline is too close to start it.
+    async fn process_guarded(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+        if invocation
+            .remaining()
+            .is_some_and(|left| left < self.options.deadline_margin)
+        {
+            warn!(message_id = ?record.message_id, "deadline too close; returning the record unprocessed");
+            return RecordOutcome::NotAttempted(
+                "the invocation's deadline was too close to start it",
+            );
+        }
+        self.process_record(record, invocation).await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,73 @@
+//! What happened to each record of a batch, and the response Lambda reads.
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
+
+use super::RecordError;
+use crate::event::EventType;
+
+/// What happened to one record.
+#[derive(Debug)]
+pub enum RecordOutcome {
+    /// The handler ran and its effects were recorded.
+    Handled,
+    /// A duplicate of an event already handled: the stored outcome was used, the handler did
+    /// not run.
+    Duplicate,
+    /// No handler for this event type (and the consumer is not strict): acknowledged.
+    Ignored(EventType),
+    /// A permanent failure, sent to the DLQ with its reason and acknowledged.
+    DeadLettered(RecordError),
+    /// Reported failed: it comes back after its visibility timeout (or goes to the DLQ by the
+    /// redrive policy).
+    Failed(RecordError),
+    /// Not run: an earlier message of its FIFO group failed, or the deadline was too close.
+    NotAttempted(&'static str),
+}
+
+impl RecordOutcome {
+    /// Whether the record must be returned in `batchItemFailures`.
+    pub fn is_failure(&self) -> bool {
+        matches!(
+            self,
+            RecordOutcome::Failed(_) | RecordOutcome::NotAttempted(_)
+        )
+    }
+}
+
+/// Every record's outcome, in batch order.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// `(message id, outcome)` per record.
+    pub records: Vec<(String, RecordOutcome)>,
+}
+
+impl BatchOutcome {
+    /// The partial batch response: the ids of every record to be delivered again.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = self
+            .records
+            .iter()
+            .filter(|(_, outcome)| outcome.is_failure())
+            .map(|(id, _)| {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id.clone();
+                failure
+            })
+            .collect();
+        response
+    }
+
+    /// The outcome of the record with `message_id`.
+    pub fn get(&self, message_id: &str) -> Option<&RecordOutcome> {
+        self.records
+            .iter()
+            .find(|(id, _)| id == message_id)
+            .map(|(_, o)| o)
+    }
+
+    /// Whether there were records and every one must be delivered again.
+    pub fn all_failed(&self) -> bool {
+        !self.records.is_empty() && self.records.iter().all(|(_, o)| o.is_failure())
+    }
+}

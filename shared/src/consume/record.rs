@@ -1,0 +1,320 @@
+//! One record through the pipeline: unwrap, decode, route, idempotency, handler, publish.
+
+use std::panic::AssertUnwindSafe;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use tracing::{Instrument, error, info, warn};
+
+use super::{
+    Consumer, HandlerError, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, Route,
+};
+use crate::event::Event;
+use crate::idempotency::{Acquired, Claim, Committed, Idempotency};
+use crate::sns::{SqsBody, message_body};
+
+/// What a record's success was.
+enum Processed {
+    Handled,
+    Duplicate,
+    Ignored(crate::event::EventType),
+}
+
+/// What the idempotency record stores: the handler's result and the events to (re)publish.
+#[derive(Default, Deserialize, Serialize)]
+struct StoredOutcome {
+    #[serde(default)]
+    result: serde_json::Value,
+    #[serde(default)]
+    events: Vec<serde_json::Value>,
+}
+
+impl StoredOutcome {
+    fn of(outcome: &Outcome) -> Result<String, RecordError> {
+        let events = outcome
+            .events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                RecordError::Misconfigured(format!("follow-up event cannot be serialized: {err}"))
+            })?;
+        serde_json::to_string(&StoredOutcome {
+            result: outcome.result.clone(),
+            events,
+        })
+        .map_err(|err| RecordError::Misconfigured(format!("result cannot be serialized: {err}")))
+    }
+
+    fn events(stored: &str) -> Result<Vec<Event>, RecordError> {
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored: StoredOutcome = serde_json::from_str(stored).map_err(|err| {
+            RecordError::Misconfigured(format!("stored outcome is unreadable: {err}"))
+        })?;
+        stored
+            .events
+            .into_iter()
+            .map(|e| Event::from_value(e).map_err(RecordError::from))
+            .collect()
+    }
+}
+
+impl RecordMeta {
+    fn of(record: &SqsMessage, sns_message_id: Option<String>) -> Self {
+        let attribute = |name: &str| record.attributes.get(name);
+        RecordMeta {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            receive_count: attribute("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            sent_at: attribute("SentTimestamp")
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+            group_id: attribute("MessageGroupId").cloned(),
+            queue_arn: record.event_source_arn.clone(),
+            sns_message_id,
+        }
+    }
+}
+
+impl<S: Send + Sync + 'static> Consumer<S> {
+    /// Runs one record and turns a failure into DLQ hand-off or a delayed retry.
+    pub(super) async fn process_record(
+        &self,
+        record: &SqsMessage,
+        invocation: &Invocation,
+    ) -> RecordOutcome {
+        let body = record.body.as_deref().unwrap_or_default();
+        let unwrapped = message_body(body);
+        let sns_message_id = match &unwrapped {
+            SqsBody::Notification(n) => Some(n.message_id.clone()),
+            SqsBody::Raw(_) => None,
+        };
+        let meta = RecordMeta::of(record, sns_message_id);
+        let span = tracing::info_span!("record", message_id = %meta.message_id, receive_count = meta.receive_count);
+        async {
+            let result = if record.body.is_none() {
+                Err(RecordError::EmptyBody)
+            } else {
+                self.run(unwrapped.message(), &meta, invocation).await
+            };
+            match result {
+                Ok(Processed::Handled) => RecordOutcome::Handled,
+                Ok(Processed::Duplicate) => RecordOutcome::Duplicate,
+                Ok(Processed::Ignored(event_type)) => RecordOutcome::Ignored(event_type),
+                Err(err) if err.is_retryable() => {
+                    let delay = self.options.visibility_backoff.delay(meta.receive_count);
+                    warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
+                    if let Some(sqs) = &self.sqs {
+                        sqs.delay_retry(record, &meta, delay).await;
+                    }
+                    RecordOutcome::Failed(err)
+                }
+                Err(err) => {
+                    let Some(sqs) = &self.sqs else {
+                        error!(error = %err, kind = err.kind(), "permanent failure and no DLQ access; reporting it failed");
+                        return RecordOutcome::Failed(err);
+                    };
+                    match sqs.dead_letter(record, &meta, &self.name, &err).await {
+                        Ok(()) => {
+                            error!(error = %err, kind = err.kind(), "permanent failure; sent to the DLQ");
+                            RecordOutcome::DeadLettered(err)
+                        }
+                        Err(dlq_error) => {
+                            error!(error = %err, kind = err.kind(), %dlq_error, "permanent failure, and the DLQ send failed; reporting it failed");
+                            RecordOutcome::Failed(err)
+                        }
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run(
+        &self,
+        message: &str,
+        meta: &RecordMeta,
+        invocation: &Invocation,
+    ) -> Result<Processed, RecordError> {
+        let event = Event::decode(message.as_bytes())?;
+        tracing::Span::current().record("event_id", tracing::field::display(event.event_id));
+        let Some(route) = self.routes.get(&event.event_type()) else {
+            if self.options.strict {
+                return Err(RecordError::Unhandled(event.event_type()));
+            }
+            info!(event_type = %event.event_type(), event_id = %event.event_id, "no handler for this event type; acknowledged");
+            return Ok(Processed::Ignored(event.event_type()));
+        };
+        info!(event_type = %event.event_type(), event_id = %event.event_id, correlation_id = %event.correlation_id, "handling");
+        match (&self.idempotency, route.transactional) {
+            (None, false) => {
+                let outcome = self.call(route, event, meta).await?;
+                if !outcome.writes.is_empty() {
+                    return Err(RecordError::Misconfigured(
+                        "writes returned by a handler not registered with on_transactional".into(),
+                    ));
+                }
+                self.publish(&outcome.events).await?;
+                Ok(Processed::Handled)
+            }
+            (None, true) => Err(RecordError::Misconfigured(
+                "a transactional handler needs an idempotency store".into(),
+            )),
+            (Some(idempotency), false) => {
+                self.run_acquired(idempotency, route, event, meta, invocation)
+                    .await
+            }
+            (Some(idempotency), true) => {
+                self.run_transactional(idempotency, route, event, meta, invocation)
+                    .await
+            }
+        }
+    }
+
+    /// Acquire → run → complete.
+    async fn run_acquired(
+        &self,
+        idempotency: &Idempotency,
+        route: &Route<S>,
+        event: Event,
+        meta: &RecordMeta,
+        invocation: &Invocation,
+    ) -> Result<Processed, RecordError> {
+        let claim = idempotency.claim(&self.name, &event, invocation.deadline);
+        if let Some(stored) = idempotency.cached(&claim) {
+            return self.replay(&claim, &stored).await;
+        }
+        match idempotency.store().acquire(&claim).await? {
+            Acquired::Started => {}
+            Acquired::Completed(stored) => {
+                idempotency.remember(&claim, &stored);
+                return self.replay(&claim, &stored).await;
+            }
+            Acquired::InProgress { .. } => return Err(RecordError::InProgress { key: claim.key }),
+        }
+        let outcome = match self.call(route, event, meta).await {
+            Ok(outcome) if outcome.writes.is_empty() => outcome,
+            Ok(_) => {
+                self.release(idempotency, &claim).await;
+                return Err(RecordError::Misconfigured(
+                    "writes returned by a handler not registered with on_transactional".into(),
+                ));
+            }
+            Err(err) => {
+                self.release(idempotency, &claim).await;
+                return Err(err);
+            }
+        };
+        let stored = StoredOutcome::of(&outcome)?;
+        idempotency.store().complete(&claim, &stored).await?;
+        idempotency.remember(&claim, &stored);
+        self.publish(&outcome.events).await?;
+        Ok(Processed::Handled)
+    }
+
+    /// Run → commit the record and the handler's writes in one transaction.
+    async fn run_transactional(
+        &self,
+        idempotency: &Idempotency,
+        route: &Route<S>,
+        event: Event,
+        meta: &RecordMeta,
+        invocation: &Invocation,
+    ) -> Result<Processed, RecordError> {
+        let claim = idempotency.claim(&self.name, &event, invocation.deadline);
+        if let Some(stored) = idempotency.cached(&claim) {
+            return self.replay(&claim, &stored).await;
+        }
+        let outcome = self.call(route, event, meta).await?;
+        let stored = StoredOutcome::of(&outcome)?;
+        match idempotency
+            .store()
+            .commit(&claim, &stored, outcome.writes.clone())
+            .await?
+        {
+            Committed::Written => {
+                idempotency.remember(&claim, &stored);
+                self.publish(&outcome.events).await?;
+                Ok(Processed::Handled)
+            }
+            Committed::AlreadyTaken(Acquired::Completed(previous)) => {
+                idempotency.remember(&claim, &previous);
+                self.replay(&claim, &previous).await
+            }
+            Committed::AlreadyTaken(_) => Err(RecordError::InProgress { key: claim.key }),
+        }
+    }
+
+    /// A duplicate: publish the stored follow-ups again (their ids are the same, so downstream
+    /// idempotency absorbs them) in case the first attempt failed between commit and publish.
+    async fn replay(&self, claim: &Claim, stored: &str) -> Result<Processed, RecordError> {
+        info!(key = %claim.key, "duplicate; using the stored outcome");
+        self.publish(&StoredOutcome::events(stored)?).await?;
+        Ok(Processed::Duplicate)
+    }
+
+    async fn release(&self, idempotency: &Idempotency, claim: &Claim) {
+        if let Err(err) = idempotency.store().release(claim).await {
+            warn!(key = %claim.key, error = %err, "could not release the idempotency record; it lapses at the deadline");
+        }
+    }
+
+    /// Calls the handler; a panic becomes a retryable error of this record alone.
+    async fn call(
+        &self,
+        route: &Route<S>,
+        event: Event,
+        meta: &RecordMeta,
+    ) -> Result<Outcome, RecordError> {
+        let future = route
+            .handler
+            .call(event, meta.clone(), self.name.clone(), self.state.clone());
+        match AssertUnwindSafe(future).catch_unwind().await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(HandlerError::Permanent(err))) => Err(RecordError::Permanent(
+                crate::aws::error_chain(err.as_ref()),
+            )),
+            Ok(Err(HandlerError::Transient(err))) => Err(RecordError::Transient(
+                crate::aws::error_chain(err.as_ref()),
+            )),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                Err(RecordError::Panic(message))
+            }
+        }
+    }
+
+    async fn publish(&self, events: &[Event]) -> Result<(), RecordError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let Some(publisher) = &self.publisher else {
+            return Err(RecordError::Misconfigured(
+                "the handler emitted events but the consumer has no publisher".into(),
+            ));
+        };
+        let report = publisher.publish_batch(events).await;
+        let failures: Vec<_> = report.failures().collect();
+        match failures.first() {
+            None => Ok(()),
+            Some(first) => Err(RecordError::Publish {
+                message: format!(
+                    "{} of {} failed; first: {first}",
+                    failures.len(),
+                    events.len()
+                ),
+                retryable: failures.iter().all(|f| f.is_retryable()),
+            }),
+        }
+    }
+}

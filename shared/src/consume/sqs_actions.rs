@@ -1,0 +1,208 @@
+//! What the consumer asks of SQS itself: send a poison message to the DLQ, delay a retry.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use tracing::warn;
+
+use super::{RecordError, RecordMeta};
+
+/// Most characters of an error message copied into the DLQ's `errorMessage` attribute.
+const MAX_ERROR_MESSAGE: usize = 4_096;
+
+/// An SQS client plus the queue URLs looked up so far (once per execution environment).
+#[derive(Debug)]
+pub(crate) struct SqsActions {
+    client: aws_sdk_sqs::Client,
+    /// An explicit DLQ; otherwise the source queue's redrive policy names it.
+    dead_letter_queue: Option<String>,
+    urls: Mutex<HashMap<String, String>>,
+    dlq_urls: Mutex<HashMap<String, String>>,
+}
+
+impl SqsActions {
+    pub(crate) fn new(client: aws_sdk_sqs::Client, dead_letter_queue: Option<String>) -> Self {
+        SqsActions {
+            client,
+            dead_letter_queue,
+            urls: Mutex::default(),
+            dlq_urls: Mutex::default(),
+        }
+    }
+
+    /// The URL of the queue with this ARN, by GetQueueUrl: URL shapes differ between AWS and
+    /// emulators, so they are never built from the ARN by hand.
+    async fn queue_url(&self, arn: &str) -> Result<String, String> {
+        if let Some(url) = self.urls.lock().ok().and_then(|u| u.get(arn).cloned()) {
+            return Ok(url);
+        }
+        let parts: Vec<&str> = arn.split(':').collect();
+        let [_, _, _, _, account, name] = parts.as_slice() else {
+            return Err(format!("`{arn}` is not an SQS queue ARN"));
+        };
+        let out = self
+            .client
+            .get_queue_url()
+            .queue_name(*name)
+            .queue_owner_aws_account_id(*account)
+            .send()
+            .await
+            .map_err(|err| format!("GetQueueUrl {name}: {}", crate::aws::error_chain(&err)))?;
+        let url = out
+            .queue_url()
+            .ok_or("GetQueueUrl returned no URL")?
+            .to_owned();
+        if let Ok(mut urls) = self.urls.lock() {
+            urls.insert(arn.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
+
+    /// The DLQ of the queue `source_arn`: the configured one, else its redrive policy's target.
+    async fn dead_letter_url(&self, source_arn: Option<&str>) -> Result<String, String> {
+        if let Some(url) = &self.dead_letter_queue {
+            return Ok(url.clone());
+        }
+        let source_arn =
+            source_arn.ok_or("the record names no source queue, and no DLQ is configured")?;
+        if let Some(url) = self
+            .dlq_urls
+            .lock()
+            .ok()
+            .and_then(|u| u.get(source_arn).cloned())
+        {
+            return Ok(url);
+        }
+        let source_url = self.queue_url(source_arn).await?;
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&source_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|err| {
+                format!(
+                    "GetQueueAttributes RedrivePolicy: {}",
+                    crate::aws::error_chain(&err)
+                )
+            })?;
+        let policy = out
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+            .ok_or_else(|| {
+                format!("queue {source_arn} has no redrive policy and no DLQ is configured")
+            })?;
+        let policy: serde_json::Value = serde_json::from_str(policy)
+            .map_err(|err| format!("unreadable redrive policy: {err}"))?;
+        let dlq_arn = policy["deadLetterTargetArn"]
+            .as_str()
+            .ok_or("redrive policy without deadLetterTargetArn")?;
+        let url = self.queue_url(dlq_arn).await?;
+        if let Ok(mut urls) = self.dlq_urls.lock() {
+            urls.insert(source_arn.to_owned(), url.clone());
+        }
+        Ok(url)
+    }
+
+    /// Sends the record, unchanged, to the DLQ with attributes saying why it failed.
+    pub(crate) async fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        consumer: &str,
+        error: &RecordError,
+    ) -> Result<(), String> {
+        let dlq_url = self.dead_letter_url(meta.queue_arn.as_deref()).await?;
+        let text = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+        };
+        let mut message = error.to_string();
+        if message.len() > MAX_ERROR_MESSAGE {
+            let cut = (0..=MAX_ERROR_MESSAGE)
+                .rev()
+                .find(|i| message.is_char_boundary(*i))
+                .unwrap_or(0);
+            message.truncate(cut);
+        }
+        let attributes = [
+            ("errorKind", text(error.kind())),
+            ("errorMessage", text(&message)),
+            (
+                "sourceQueue",
+                text(meta.queue_arn.as_deref().unwrap_or("unknown")),
+            ),
+            ("originalMessageId", text(&meta.message_id)),
+            ("consumer", text(consumer)),
+            (
+                "receiveCount",
+                MessageAttributeValue::builder()
+                    .data_type("Number")
+                    .string_value(meta.receive_count.to_string())
+                    .build(),
+            ),
+        ];
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&dlq_url)
+            .message_body(record.body.clone().unwrap_or_default());
+        for (name, value) in attributes {
+            request = request.message_attributes(name, value.map_err(|err| err.to_string())?);
+        }
+        if dlq_url.ends_with(".fifo") {
+            // A FIFO source has a FIFO DLQ: keep the group, and dedupe a repeated hand-off.
+            request = request
+                .message_group_id(
+                    meta.group_id
+                        .clone()
+                        .unwrap_or_else(|| meta.message_id.clone()),
+                )
+                .message_deduplication_id(&meta.message_id);
+        }
+        request.send().await.map_err(|err| {
+            format!(
+                "SendMessage to {dlq_url}: {}",
+                crate::aws::error_chain(&err)
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Keeps a failed record invisible for `delay` before its next attempt. Best effort: if it
+    /// fails, the queue's own visibility timeout applies.
+    pub(crate) async fn delay_retry(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        delay: Duration,
+    ) {
+        let (Some(arn), Some(handle)) =
+            (meta.queue_arn.as_deref(), record.receipt_handle.as_deref())
+        else {
+            return;
+        };
+        let result = match self.queue_url(arn).await {
+            Ok(url) => self
+                .client
+                .change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(delay.as_secs().min(43_200) as i32)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| crate::aws::error_chain(&err)),
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
+            warn!(message_id = %meta.message_id, error = %err, "could not delay the retry; the queue's visibility timeout applies");
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! Consumer behaviour without a network: in-memory idempotency, no SQS client (so permanent
+//! failures are reported failed rather than dead-lettered; the emulator tests cover the DLQ).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::json;
+
+use super::*;
+use crate::event::{Event, EventPayload, OrderCancelled, OrderPlaced, examples};
+use crate::idempotency::{Idempotency, InMemoryIdempotencyStore};
+
+const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:payment";
+const FIFO_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:payment.fifo";
+
+#[derive(Default)]
+struct Counters {
+    placed: AtomicUsize,
+    cancelled: AtomicUsize,
+}
+
+/// Panics for customer `panic`, fails transiently for customer `flaky`, permanently for `bad`.
+async fn on_placed(
+    message: Message<OrderPlaced>,
+    state: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    match message.data.customer_id.as_str() {
+        "panic" => panic!("boom for {}", message.data.order_id),
+        "flaky" => return Err(HandlerError::transient("gateway timed out")),
+        "bad" => return Err(HandlerError::permanent("card token is unusable")),
+        _ => {}
+    }
+    state.placed.fetch_add(1, Ordering::SeqCst);
+    Ok(Outcome::done().with_result(json!({"charged": message.data.total})))
+}
+
+async fn on_cancelled(
+    _: Message<OrderCancelled>,
+    state: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    state.cancelled.fetch_add(1, Ordering::SeqCst);
+    Ok(Outcome::done())
+}
+
+fn consumer() -> Consumer<Counters> {
+    Consumer::new("payment", Counters::default())
+        .on(on_placed)
+        .on(on_cancelled)
+}
+
+fn order(order_id: &str, customer: &str) -> Event {
+    let mut event = examples::order_placed();
+    event.aggregate_id = order_id.into();
+    if let EventPayload::OrderPlaced(order) = &mut event.payload {
+        order.order_id = order_id.into();
+        order.customer_id = customer.into();
+    }
+    event
+}
+
+/// An SQS record as Lambda delivers it, with `body` raw (raw delivery).
+fn record(id: &str, body: &str, queue: &str, group: Option<&str>) -> serde_json::Value {
+    let mut attributes = json!({"ApproximateReceiveCount": "1", "SentTimestamp": "1763900000000"});
+    if let Some(group) = group {
+        attributes["MessageGroupId"] = json!(group);
+    }
+    json!({
+        "messageId": id, "receiptHandle": format!("rh-{id}"), "body": body, "attributes": attributes,
+        "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": queue, "awsRegion": "us-east-1"
+    })
+}
+
+fn batch(records: Vec<serde_json::Value>) -> SqsEvent {
+    serde_json::from_value(json!({"Records": records})).unwrap()
+}
+
+fn outcome_kinds(outcome: &BatchOutcome) -> Vec<String> {
+    outcome
+        .records
+        .iter()
+        .map(|(_, o)| format!("{o:?}").split('(').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_records_fail_alone_and_the_rest_succeed() {
+    // GIVEN a batch of 10: 7 good orders, one malformed, one of an unknown version, one that panics
+    let mut unknown_version = serde_json::to_value(order("ord-v9", "c")).unwrap();
+    unknown_version["eventVersion"] = json!(9);
+    let mut records: Vec<_> = (0..7)
+        .map(|i| {
+            record(
+                &format!("m{i}"),
+                &order(&format!("ord-{i}"), "c").encode().unwrap(),
+                QUEUE,
+                None,
+            )
+        })
+        .collect();
+    records.insert(2, record("bad-json", "{\"eventId\": oops", QUEUE, None));
+    records.insert(5, record("v9", &unknown_version.to_string(), QUEUE, None));
+    records.push(record(
+        "panics",
+        &order("ord-p", "panic").encode().unwrap(),
+        QUEUE,
+        None,
+    ));
+    let consumer = consumer();
+
+    // WHEN processed
+    let outcome = consumer
+        .process(&batch(records), &Invocation::default())
+        .await;
+
+    // THEN exactly those three fail, each for its own reason, and the seven run
+    assert_eq!(consumer.state.placed.load(Ordering::SeqCst), 7);
+    let failed: Vec<String> = outcome
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, ["bad-json", "v9", "panics"]);
+    assert!(matches!(
+        outcome.get("bad-json"),
+        Some(RecordOutcome::Failed(RecordError::Decode(
+            crate::EventError::MalformedJson { .. }
+        )))
+    ));
+    assert!(matches!(
+        outcome.get("v9"),
+        Some(RecordOutcome::Failed(RecordError::Decode(
+            crate::EventError::UnsupportedVersion { version: 9, .. }
+        )))
+    ));
+    match outcome.get("panics") {
+        Some(RecordOutcome::Failed(err @ RecordError::Panic(message))) => {
+            assert_eq!(message, "boom for ord-p");
+            assert!(err.is_retryable());
+        }
+        other => panic!("expected a panic failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn sns_wrapped_and_raw_bodies_are_both_understood() {
+    let event = order("ord-1", "c");
+    let notification = json!({
+        "Type": "Notification", "MessageId": "sns-1", "TopicArn": "arn:aws:sns:us-east-1:123456789012:t",
+        "Message": event.encode().unwrap(), "Timestamp": "2026-11-23T10:00:00.000Z"
+    });
+    let consumer = consumer();
+    let outcome = consumer
+        .process(
+            &batch(vec![
+                record("wrapped", &notification.to_string(), QUEUE, None),
+                record("raw", &event.encode().unwrap(), QUEUE, None),
+            ]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&outcome), ["Handled", "Handled"]);
+}
+
+#[tokio::test]
+async fn unhandled_types_are_acknowledged_unless_strict() {
+    let confirmed = examples::example(crate::EventType::OrderConfirmed)
+        .encode()
+        .unwrap();
+    let lenient = consumer()
+        .process(
+            &batch(vec![record("c", &confirmed, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert!(matches!(
+        lenient.get("c"),
+        Some(RecordOutcome::Ignored(crate::EventType::OrderConfirmed))
+    ));
+    assert!(lenient.response().batch_item_failures.is_empty());
+
+    let strict = consumer().with_options(ConsumerOptions {
+        strict: true,
+        ..Default::default()
+    });
+    let outcome = strict
+        .process(
+            &batch(vec![record("c", &confirmed, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert!(matches!(
+        outcome.get("c"),
+        Some(RecordOutcome::Failed(RecordError::Unhandled(_)))
+    ));
+}
+
+#[tokio::test]
+async fn fifo_group_stops_at_its_first_failure_while_other_groups_go_on() {
+    // GIVEN group A: ok, flaky, ok, ok; group B: ok, ok, ok (interleaved)
+    let a = |i: usize, customer: &str| order(&format!("ord-A{i}"), customer).encode().unwrap();
+    let b = |i: usize| order(&format!("ord-B{i}"), "c").encode().unwrap();
+    let records = vec![
+        record("a0", &a(0, "c"), FIFO_QUEUE, Some("A")),
+        record("b0", &b(0), FIFO_QUEUE, Some("B")),
+        record("a1", &a(1, "flaky"), FIFO_QUEUE, Some("A")),
+        record("b1", &b(1), FIFO_QUEUE, Some("B")),
+        record("a2", &a(2, "c"), FIFO_QUEUE, Some("A")),
+        record("a3", &a(3, "c"), FIFO_QUEUE, Some("A")),
+        record("b2", &b(2), FIFO_QUEUE, Some("B")),
+    ];
+    let consumer = consumer();
+    let outcome = consumer
+        .process(&batch(records), &Invocation::default())
+        .await;
+    // THEN a1 failed, a2 and a3 did not run, all of B ran
+    assert_eq!(
+        outcome_kinds(&outcome),
+        [
+            "Handled",
+            "Handled",
+            "Failed",
+            "Handled",
+            "NotAttempted",
+            "NotAttempted",
+            "Handled"
+        ]
+    );
+    assert_eq!(consumer.state.placed.load(Ordering::SeqCst), 4);
+    let failed: Vec<_> = outcome
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, ["a1", "a2", "a3"]);
+}
+
+#[tokio::test]
+async fn a_batch_where_everything_fails_fails_the_invocation() {
+    let flaky = order("ord-1", "flaky").encode().unwrap();
+    let records = vec![
+        record("x", &flaky, QUEUE, None),
+        record("y", "not json", QUEUE, None),
+    ];
+    let err = consumer()
+        .handle(batch(records.clone()), Invocation::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, BatchError::AllFailed { count: 2, .. }),
+        "{err}"
+    );
+    let tolerant = consumer().with_options(ConsumerOptions {
+        fail_when_all_fail: false,
+        ..Default::default()
+    });
+    assert_eq!(
+        tolerant
+            .handle(batch(records), Invocation::default())
+            .await
+            .unwrap()
+            .batch_item_failures
+            .len(),
+        2
+    );
+    assert!(
+        consumer()
+            .handle(batch(vec![]), Invocation::default())
+            .await
+            .unwrap()
+            .batch_item_failures
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn records_are_not_started_when_the_deadline_is_too_close() {
+    let body = order("ord-1", "c").encode().unwrap();
+    let invocation = Invocation {
+        request_id: "r".into(),
+        deadline: Some(SystemTime::now() + Duration::from_millis(100)),
+    };
+    let consumer = consumer();
+    let outcome = consumer
+        .process(&batch(vec![record("m", &body, QUEUE, None)]), &invocation)
+        .await;
+    assert!(matches!(
+        outcome.get("m"),
+        Some(RecordOutcome::NotAttempted(_))
+    ));
+    assert_eq!(consumer.state.placed.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn duplicates_skip_the_handler_and_failures_release_the_key() {
+    let store = Arc::new(InMemoryIdempotencyStore::new());
+    let consumer = consumer().with_idempotency(Idempotency::new(store.clone()));
+    let event = order("ord-1", "c");
+    let body = event.encode().unwrap();
+    let first = consumer
+        .process(
+            &batch(vec![record("m1", &body, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    let again = consumer
+        .process(
+            &batch(vec![record("m2", &body, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&first), ["Handled"]);
+    assert_eq!(outcome_kinds(&again), ["Duplicate"]);
+    assert_eq!(consumer.state.placed.load(Ordering::SeqCst), 1);
+    let stored = store.get(&format!("payment#{}", event.event_id)).unwrap();
+    assert_eq!(stored.status, crate::idempotency::Status::Completed);
+    assert!(stored.result.unwrap().contains("\"charged\":\"40.48\""));
+
+    // A failing handler leaves no record behind, so the retry runs it again.
+    let flaky = order("ord-2", "flaky");
+    let failed = consumer
+        .process(
+            &batch(vec![record("f", &flaky.encode().unwrap(), QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&failed), ["Failed"]);
+    assert!(store.get(&format!("payment#{}", flaky.event_id)).is_none());
+}
+
+#[tokio::test]
+async fn permanent_handler_errors_and_misconfiguration_are_not_retried() {
+    let bad = order("ord-1", "bad").encode().unwrap();
+    let outcome = consumer()
+        .process(
+            &batch(vec![record("b", &bad, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    match outcome.get("b") {
+        Some(RecordOutcome::Failed(err)) => assert!(
+            !err.is_retryable() && err.kind() == "HandlerPermanent",
+            "{err}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A transactional handler without an idempotency store cannot run.
+    let transactional = Consumer::new("inventory", Counters::default()).on_transactional(on_placed);
+    let ok = order("ord-2", "c").encode().unwrap();
+    let outcome = transactional
+        .process(
+            &batch(vec![record("t", &ok, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert!(matches!(
+        outcome.get("t"),
+        Some(RecordOutcome::Failed(RecordError::Misconfigured(_)))
+    ));
+}
+
+#[tokio::test]
+async fn follow_ups_without_a_publisher_are_a_misconfiguration() {
+    async fn emits(
+        message: Message<OrderPlaced>,
+        _: Arc<Counters>,
+    ) -> Result<Outcome, HandlerError> {
+        let cancelled = OrderCancelled {
+            order_id: message.data.order_id.clone(),
+            reason: crate::event::CancellationReason::CustomerRequest,
+            detail: None,
+        };
+        Ok(Outcome::done().publish(message.follow_up(cancelled)))
+    }
+    let consumer = Consumer::new("orders", Counters::default()).on(emits);
+    assert_eq!(
+        consumer.handled_event_types(),
+        [crate::EventType::OrderPlaced]
+    );
+    let body = order("ord-1", "c").encode().unwrap();
+    let outcome = consumer
+        .process(
+            &batch(vec![record("e", &body, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert!(matches!(
+        outcome.get("e"),
+        Some(RecordOutcome::Failed(RecordError::Misconfigured(_)))
+    ));
+}

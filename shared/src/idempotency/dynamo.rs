@@ -1,0 +1,278 @@
+//! The DynamoDB idempotency store: one conditional write to acquire, one transaction to commit
+//! the record together with the handler's own writes.
+//!
+//! Table: partition key `id` (String), TTL on `expiration`. Attributes: `status`
+//! (`INPROGRESS`/`COMPLETED`), `expiration` (epoch s), `inProgressExpiration` (epoch ms),
+//! `payloadHash`, `result`.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use super::record::existing_outcome;
+use super::{
+    Acquired, Claim, Committed, IdempotencyError, IdempotencyRecord, IdempotencyStore, Status,
+    TransactionConflict, WriteRefused,
+};
+
+/// Taken unless the key is free, expired, or held by an invocation whose deadline passed.
+const FREE: &str = "attribute_not_exists(#id) OR #expiration < :now_s \
+                    OR (#status = :in_progress AND #in_progress_expiration < :now_ms)";
+
+/// Idempotency records in a DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoIdempotencyStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoIdempotencyStore {
+    /// A store over `table`, which has partition key `id` (String) and TTL on `expiration`.
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoIdempotencyStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn item(
+        record: &IdempotencyRecord,
+    ) -> Result<HashMap<String, AttributeValue>, IdempotencyError> {
+        serde_dynamo::to_item(record).map_err(|err| IdempotencyError::Corrupt {
+            key: record.id.clone(),
+            reason: err.to_string(),
+        })
+    }
+
+    fn parse(
+        claim: &Claim,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<IdempotencyRecord, IdempotencyError> {
+        serde_dynamo::from_item(item.clone()).map_err(|err| IdempotencyError::Corrupt {
+            key: claim.key.clone(),
+            reason: err.to_string(),
+        })
+    }
+
+    /// The conditional Put of `record`, returning the old item when the condition fails.
+    fn conditional_put(
+        &self,
+        claim: &Claim,
+        record: &IdempotencyRecord,
+    ) -> Result<Put, IdempotencyError> {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::item(record)?))
+            .condition_expression(FREE)
+            .set_expression_attribute_names(Some(names()))
+            .set_expression_attribute_values(Some(values(claim)))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|err| IdempotencyError::Store {
+                message: err.to_string(),
+                retryable: false,
+            })
+    }
+}
+
+fn names() -> HashMap<String, String> {
+    [
+        ("#id", "id"),
+        ("#expiration", "expiration"),
+        ("#status", "status"),
+        ("#in_progress_expiration", "inProgressExpiration"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+fn values(claim: &Claim) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            ":now_s".to_owned(),
+            AttributeValue::N((claim.now_ms / 1000).to_string()),
+        ),
+        (
+            ":now_ms".to_owned(),
+            AttributeValue::N(claim.now_ms.to_string()),
+        ),
+        (
+            ":in_progress".to_owned(),
+            AttributeValue::S(Status::InProgress.as_str().to_owned()),
+        ),
+    ])
+}
+
+/// DynamoDB codes that mean "not now".
+const RETRYABLE_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+];
+
+fn store_error<E>(err: &SdkError<E, HttpResponse>) -> IdempotencyError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    IdempotencyError::Store {
+        message: crate::aws::error_chain(err),
+        retryable: crate::aws::is_retryable(err, RETRYABLE_CODES),
+    }
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for DynamoIdempotencyStore {
+    async fn acquire(&self, claim: &Claim) -> Result<Acquired, IdempotencyError> {
+        let put = self.conditional_put(claim, &claim.record(Status::InProgress, None))?;
+        let sent = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Acquired::Started),
+            Err(err) => match err.as_service_error() {
+                // The old item comes back with the failure: a duplicate costs no extra read.
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                    match failed.item() {
+                        Some(item) => existing_outcome(claim, &Self::parse(claim, item)?),
+                        None => Err(IdempotencyError::Store {
+                            message: "conditional check failed but the old item was not returned"
+                                .into(),
+                            retryable: true,
+                        }),
+                    }
+                }
+                _ => Err(store_error(&err)),
+            },
+        }
+    }
+
+    async fn complete(&self, claim: &Claim, result: &str) -> Result<(), IdempotencyError> {
+        let item = Self::item(&claim.record(Status::Completed, Some(result)))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| store_error(&err))?;
+        Ok(())
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("id", AttributeValue::S(claim.key.clone()))
+            // Only our own unfinished hold: never a record another invocation completed.
+            .condition_expression("#status = :in_progress AND #hash = :hash")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#hash", "payloadHash")
+            .expression_attribute_values(
+                ":in_progress",
+                AttributeValue::S(Status::InProgress.as_str().to_owned()),
+            )
+            .expression_attribute_values(":hash", AttributeValue::S(claim.payload_hash.clone()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(store_error(&err)),
+        }
+    }
+
+    async fn commit(
+        &self,
+        claim: &Claim,
+        result: &str,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<Committed, IdempotencyError> {
+        let put = self.conditional_put(claim, &claim.record(Status::Completed, Some(result)))?;
+        let mut items = Vec::with_capacity(writes.len() + 1);
+        items.push(TransactWriteItem::builder().put(put).build());
+        items.extend(writes);
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let err = match sent {
+            Ok(_) => return Ok(Committed::Written),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+            err.as_service_error()
+        else {
+            return Err(store_error(&err));
+        };
+        let reasons = cancelled.cancellation_reasons();
+        let failed = |code: Option<&str>| code.is_some_and(|c| c != "None");
+        if let Some(first) = reasons
+            .first()
+            .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+        {
+            let Some(item) = first.item() else {
+                return Err(IdempotencyError::Store {
+                    message: "idempotency condition failed but the old item was not returned"
+                        .into(),
+                    retryable: true,
+                });
+            };
+            return Ok(Committed::AlreadyTaken(existing_outcome(
+                claim,
+                &Self::parse(claim, item)?,
+            )?));
+        }
+        let refused: Vec<WriteRefused> = reasons
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, r)| failed(r.code()))
+            .map(|(i, r)| WriteRefused {
+                index: i - 1,
+                code: r.code().unwrap_or_default().to_owned(),
+                message: r.message().map(str::to_owned),
+                item: r.item().cloned(),
+            })
+            .collect();
+        if !refused.is_empty() && refused.iter().all(|w| w.code == "ConditionalCheckFailed") {
+            return Err(TransactionConflict { refused }.into());
+        }
+        // TransactionConflict, throttling, capacity: someone else's timing, not our data.
+        Err(IdempotencyError::Store {
+            message: store_error(&err).to_string(),
+            retryable: true,
+        })
+    }
+}
