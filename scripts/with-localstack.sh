@@ -110,13 +110,6 @@ then
 fi
 echo "with-localstack: LocalStack $("$python" -c 'from importlib.metadata import version; print(version("localstack-core"))') at $endpoint (log: $log)" >&2
 
-export AWS_ENDPOINT_URL=$endpoint
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
-export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
-export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
-unset AWS_PROFILE
-set +e
-"$@"
-status=$?
-set -e
-exit $status
+# shellcheck source=scripts/run-against-emulator.sh
+. "$root/scripts/run-against-emulator.sh"
+run_against_emulator "$endpoint" "$@"

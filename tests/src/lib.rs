@@ -36,6 +36,8 @@ pub struct Emulator {
     pub sns: aws_sdk_sns::Client,
     /// SQS client.
     pub sqs: aws_sdk_sqs::Client,
+    /// DynamoDB client.
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// The endpoint every client talks to.
     pub endpoint: String,
 }
@@ -98,6 +100,7 @@ pub async fn emulator() -> Emulator {
     Emulator {
         sns: aws_sdk_sns::Client::new(&config),
         sqs: aws_sdk_sqs::Client::new(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
         config,
         endpoint,
     }
@@ -199,6 +202,142 @@ impl Emulator {
             .subscription_arn()
             .expect("subscription ARN")
             .to_owned()
+    }
+
+    /// Creates a queue and its DLQ: the queue redrives to the DLQ after `max_receive_count`
+    /// receives and hides a received message for `visibility_timeout` seconds.
+    pub async fn queue_with_dlq(
+        &self,
+        prefix: &str,
+        max_receive_count: u32,
+        visibility_timeout: u32,
+    ) -> (Queue, Queue) {
+        let dlq = self.queue(&format!("{prefix}-dlq"), false).await;
+        let queue = self.queue(prefix, false).await;
+        let redrive = json!({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": max_receive_count.to_string()});
+        self.sqs
+            .set_queue_attributes()
+            .queue_url(&queue.url)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                visibility_timeout.to_string(),
+            )
+            .send()
+            .await
+            .expect("SetQueueAttributes RedrivePolicy");
+        (queue, dlq)
+    }
+
+    /// Receives `expected` messages without deleting them (up to the deadline), with every
+    /// attribute, as a Lambda event source mapping does.
+    pub async fn receive_raw(
+        &self,
+        queue: &Queue,
+        expected: usize,
+        deadline: Duration,
+    ) -> Vec<Message> {
+        let until = Instant::now() + deadline;
+        let mut messages = Vec::new();
+        while messages.len() < expected && Instant::now() < until {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&queue.url)
+                .max_number_of_messages((expected - messages.len()).min(10) as i32)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            messages.extend(out.messages().iter().cloned());
+        }
+        messages
+    }
+
+    /// The Lambda `SqsEvent` for `expected` messages received from `queue`.
+    pub async fn sqs_event(
+        &self,
+        queue: &Queue,
+        expected: usize,
+    ) -> (aws_lambda_events::event::sqs::SqsEvent, Vec<Message>) {
+        let messages = self.receive_raw(queue, expected, DELIVERY_DEADLINE).await;
+        assert_eq!(
+            messages.len(),
+            expected,
+            "messages that reached {}",
+            queue.url
+        );
+        let event =
+            orderflow::consume::sqs_event::from_received(&messages, &queue.arn, "us-east-1")
+                .expect("SqsEvent");
+        (event, messages)
+    }
+
+    /// What the event source mapping does after an invocation: deletes every message that is
+    /// not in `batchItemFailures`.
+    pub async fn acknowledge(
+        &self,
+        queue: &Queue,
+        messages: &[Message],
+        response: &aws_lambda_events::event::sqs::SqsBatchResponse,
+    ) {
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        for message in messages
+            .iter()
+            .filter(|m| !failed.contains(&m.message_id().unwrap_or_default()))
+        {
+            self.sqs
+                .delete_message()
+                .queue_url(&queue.url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("DeleteMessage");
+        }
+    }
+
+    /// Creates a pay-per-request table with string partition key `key`, and waits until it is
+    /// active.
+    pub async fn table(&self, prefix: &str, key: &str) -> String {
+        use aws_sdk_dynamodb::client::Waiters;
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let name = unique_name(prefix);
+        self.dynamodb
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(key)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("CreateTable");
+        self.dynamodb
+            .wait_until_table_exists()
+            .table_name(&name)
+            .wait(Duration::from_secs(60))
+            .await
+            .expect("table becomes active");
+        name
     }
 
     /// Receives (and deletes) messages until `expected` have arrived or the deadline passes;

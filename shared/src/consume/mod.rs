@@ -219,6 +219,11 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         types
     }
 
+    /// The shared state handlers receive.
+    pub fn state(&self) -> Arc<S> {
+        self.state.clone()
+    }
+
     /// The consumer's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -254,11 +259,17 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 .as_deref()
                 .is_some_and(|a| a.ends_with(".fifo"))
         });
+        // Futures are made by named async fns, not closures over borrowed records: rustc
+        // cannot prove a closure-built stream `Send`, and the batch future must be spawnable.
         let mut outcomes: Vec<(usize, RecordOutcome)> = if fifo {
             self.process_fifo(records, invocation).await
         } else {
-            stream::iter(records.iter().enumerate())
-                .map(|(i, record)| async move { (i, self.process_guarded(record, invocation).await) })
+            let futures: Vec<_> = records
+                .iter()
+                .enumerate()
+                .map(|(i, record)| self.process_indexed(i, record, invocation))
+                .collect();
+            stream::iter(futures)
                 .buffer_unordered(self.options.max_concurrency.max(1))
                 .collect()
                 .await
@@ -294,28 +305,47 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 .unwrap_or("");
             groups.entry(group).or_default().push((i, record));
         }
-        stream::iter(groups.into_values())
-            .map(|group| async move {
-                let mut outcomes = Vec::with_capacity(group.len());
-                let mut blocked = false;
-                for (i, record) in group {
-                    if blocked {
-                        outcomes.push((
-                            i,
-                            RecordOutcome::NotAttempted("an earlier message of its group failed"),
-                        ));
-                        continue;
-                    }
-                    let outcome = self.process_guarded(record, invocation).await;
-                    blocked = outcome.is_failure();
-                    outcomes.push((i, outcome));
-                }
-                outcomes
-            })
+        let futures: Vec<_> = groups
+            .into_values()
+            .map(|group| self.process_group(group, invocation))
+            .collect();
+        let per_group: Vec<Vec<(usize, RecordOutcome)>> = stream::iter(futures)
             .buffer_unordered(self.options.max_concurrency.max(1))
-            .flat_map(stream::iter)
             .collect()
-            .await
+            .await;
+        per_group.into_iter().flatten().collect()
+    }
+
+    /// One FIFO group, in order; after a failure the rest is not attempted.
+    async fn process_group(
+        &self,
+        group: Vec<(usize, &SqsMessage)>,
+        invocation: &Invocation,
+    ) -> Vec<(usize, RecordOutcome)> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut blocked = false;
+        for (i, record) in group {
+            if blocked {
+                outcomes.push((
+                    i,
+                    RecordOutcome::NotAttempted("an earlier message of its group failed"),
+                ));
+                continue;
+            }
+            let outcome = self.process_guarded(record, invocation).await;
+            blocked = outcome.is_failure();
+            outcomes.push((i, outcome));
+        }
+        outcomes
+    }
+
+    async fn process_indexed(
+        &self,
+        i: usize,
+        record: &SqsMessage,
+        invocation: &Invocation,
+    ) -> (usize, RecordOutcome) {
+        (i, self.process_guarded(record, invocation).await)
     }
 
     /// One record, unless the deadline is too close to start it.

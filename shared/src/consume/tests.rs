@@ -392,3 +392,12 @@ async fn follow_ups_without_a_publisher_are_a_misconfiguration() {
         Some(RecordOutcome::Failed(RecordError::Misconfigured(_)))
     ));
 }
+
+#[test]
+fn the_batch_future_is_send_so_it_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let consumer = consumer();
+    let (event, invocation) = (batch(vec![]), Invocation::default());
+    assert_send(&consumer.process(&event, &invocation));
+    assert_send(&consumer.handle(event.clone(), invocation.clone()));
+}

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod batch;
+mod consumer;
 mod fanout;
 mod fifo;
+mod idempotency;
 mod publishers;
