@@ -52,3 +52,59 @@ impl From<BatchError> for lambda_runtime::Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::{HandlerError, Message, Outcome};
+    use crate::event::{OrderPlaced, examples};
+    use serde_json::json;
+
+    async fn ok(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
+        Ok(Outcome::done())
+    }
+
+    fn context(deadline_ms: u64) -> Context {
+        let mut context = Context::default();
+        context.request_id = "req-1".into();
+        context.deadline = deadline_ms;
+        context
+    }
+
+    #[test]
+    fn the_deadline_comes_from_the_runtime_api_in_epoch_milliseconds() {
+        let invocation = invocation(&context(1_763_900_000_123));
+        assert_eq!(invocation.request_id, "req-1");
+        assert_eq!(
+            invocation.deadline,
+            Some(UNIX_EPOCH + Duration::from_millis(1_763_900_000_123))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lambda_event_gets_the_partial_batch_response() {
+        let body = examples::order_placed().encode().unwrap();
+        let payload: SqsEvent = serde_json::from_value(json!({"Records": [
+            {"messageId": "good", "body": body, "attributes": {}, "messageAttributes": {}},
+            {"messageId": "bad", "body": "nope", "attributes": {}, "messageAttributes": {}}
+        ]}))
+        .unwrap();
+        let deadline = std::time::SystemTime::now() + Duration::from_secs(30);
+        let deadline_ms = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let consumer = Consumer::new("payment", ()).on(ok);
+        let response = handle(&consumer, LambdaEvent::new(payload, context(deadline_ms)))
+            .await
+            .unwrap();
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        assert_eq!(failed, ["bad"]);
+        let diagnostic = lambda_runtime::Diagnostic::from(BatchError::AllFailed {
+            count: 1,
+            first: "x".into(),
+        });
+        assert_eq!(diagnostic.error_type, "orderflow.AllRecordsFailed");
+    }
+}
