@@ -39,7 +39,7 @@ where
 
 /// An error and its causes, one after the other: "dispatch failure: io error: … refused".
 /// The SDK's own `Display` says only "dispatch failure" or "service error".
-pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -10,11 +10,13 @@
 //! - [`consume`]: the SQS batch consumer: typed handlers, partial failures, DLQ, retries.
 //! - [`idempotency`]: effects once, through DynamoDB conditional writes.
 //! - `lambda` (feature `lambda`): running a consumer under the Lambda runtime.
+//! - [`env`]: reading a function's configuration from the environment the template sets.
 //! - [`aws`]: the one place an `SdkConfig` is built.
 //! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
 
 pub mod aws;
 pub mod consume;
+pub mod env;
 pub mod event;
 pub mod idempotency;
 #[cfg(feature = "lambda")]

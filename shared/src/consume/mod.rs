@@ -82,6 +82,29 @@ impl Invocation {
     }
 }
 
+/// What every consumer function reads from its environment.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ConsumerEnv {
+    /// `IDEMPOTENCY_TABLE`: where idempotency records live.
+    pub idempotency_table: String,
+    /// `EVENTS_TOPIC_ARN`: where follow-up events go (optional for consumers that emit none).
+    pub events_topic_arn: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: the DLQ (optional: the queue's redrive policy names it).
+    pub dead_letter_queue_url: Option<String>,
+}
+
+impl ConsumerEnv {
+    /// Reads the variables in [`crate::env::vars`].
+    pub fn from_env() -> Result<Self, crate::env::EnvError> {
+        use crate::env::{optional, required, vars};
+        Ok(ConsumerEnv {
+            idempotency_table: required(vars::IDEMPOTENCY_TABLE)?,
+            events_topic_arn: optional(vars::EVENTS_TOPIC_ARN),
+            dead_letter_queue_url: optional(vars::DEAD_LETTER_QUEUE_URL),
+        })
+    }
+}
+
 /// Tuning of a [`Consumer`].
 #[derive(Clone, Debug)]
 pub struct ConsumerOptions {
@@ -109,6 +132,12 @@ impl Default for ConsumerOptions {
         }
     }
 }
+
+/// Completed keys a warm execution environment remembers.
+const CACHE_CAPACITY: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => panic!("1024 is not zero"),
+};
 
 struct Route<S> {
     handler: Arc<dyn ErasedHandler<S>>,
@@ -203,6 +232,27 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     ) -> Self {
         self.sqs = Some(SqsActions::new(client, dead_letter_queue));
         self
+    }
+
+    /// Wires the consumer the way every orderflow function runs: DynamoDB idempotency in
+    /// `env.idempotency_table`, a publisher to `env.events_topic_arn` (if any), and SQS access
+    /// for the DLQ and retry delays. Clients are built once, here, from `sdk`.
+    pub fn wired(self, sdk: &aws_config::SdkConfig, env: &ConsumerEnv) -> Self {
+        let store = crate::idempotency::DynamoIdempotencyStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            env.idempotency_table.clone(),
+        );
+        let mut consumer = self
+            .with_idempotency(Idempotency::new(Arc::new(store)).with_cache(CACHE_CAPACITY))
+            .with_sqs(
+                aws_sdk_sqs::Client::new(sdk),
+                env.dead_letter_queue_url.clone(),
+            );
+        if let Some(topic) = &env.events_topic_arn {
+            consumer = consumer
+                .with_publisher(Publisher::new(aws_sdk_sns::Client::new(sdk), topic.clone()));
+        }
+        consumer
     }
 
     /// Replaces the options.

@@ -186,15 +186,26 @@ impl Event {
     }
 
     /// Checks the envelope and payload rules; [`Event::decode`] and [`Event::encode`] call it.
+    /// Returns the first problem; [`Event::problems`] lists them all.
     pub fn validate(&self) -> Result<(), EventError> {
-        validate::non_empty(&self.aggregate_id, "aggregateId")?;
-        validate::non_empty(&self.correlation_id, "correlationId")?;
-        validate::non_empty(&self.source, "source")?;
+        match self.problems().into_iter().next() {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule the event breaks, in field order (empty when valid): what an API returns as
+    /// field errors.
+    pub fn problems(&self) -> Vec<EventError> {
+        let mut problems = validate::Problems::default();
+        problems.non_empty(&self.aggregate_id, "aggregateId");
+        problems.non_empty(&self.correlation_id, "correlationId");
+        problems.non_empty(&self.source, "source");
         if let Some(causation_id) = &self.causation_id {
-            validate::non_empty(causation_id, "causationId")?;
+            problems.non_empty(causation_id, "causationId");
         }
         if self.aggregate_id != self.payload.order_id() {
-            return Err(EventError::invalid(
+            problems.0.push(EventError::invalid(
                 "aggregateId",
                 format!(
                     "is `{}` but data.orderId is `{}`",
@@ -203,7 +214,8 @@ impl Event {
                 ),
             ));
         }
-        validate::payload(&self.payload, "data")
+        problems.payload(&self.payload, "data");
+        problems.0
     }
 
     /// Validates and serializes the event as the JSON document published to SNS.
@@ -427,6 +439,47 @@ mod tests {
                 other => panic!("{pointer}: expected InvalidField, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn problems_lists_every_broken_rule() {
+        let mut json = order_json();
+        json["data"]["items"][0]["quantity"] = json!(0);
+        json["data"]["currency"] = json!("eur");
+        json["data"]["customerEmail"] = json!("nobody");
+        let event = Event {
+            payload: match decode_value(&order_json()).unwrap().payload {
+                EventPayload::OrderPlaced(mut order) => {
+                    order.items[0].quantity = 0;
+                    order.currency = "eur".into();
+                    order.customer_email = Some("nobody".into());
+                    EventPayload::OrderPlaced(order)
+                }
+                other => other,
+            },
+            ..decode_value(&order_json()).unwrap()
+        };
+        let fields: Vec<String> = event
+            .problems()
+            .into_iter()
+            .map(|p| match p {
+                EventError::InvalidField { field, .. } => field,
+                other => other.to_string(),
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "data.items[0].quantity",
+                "data.total",
+                "data.currency",
+                "data.customerEmail"
+            ]
+        );
+        assert_eq!(
+            decode_value(&json).unwrap_err(),
+            event.validate().unwrap_err()
+        );
     }
 
     #[test]

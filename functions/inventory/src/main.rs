@@ -1,0 +1,11 @@
+//! The inventory service's Lambda: reserves stock for placed orders, releases it for cancelled ones.
+
+use inventory::{Config, consumer};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderflow::telemetry::init("info");
+    let config = Config::from_env()?;
+    let sdk = orderflow::aws::sdk_config().await;
+    orderflow::lambda::run_sqs(consumer(&sdk, config)).await
+}

@@ -1,0 +1,148 @@
+//! The HTTP API (API Gateway HTTP API / Function URL, payload format 2.0):
+//! `POST /orders` and `GET /orders/{id}`.
+
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::http::{HeaderMap, HeaderValue, Method};
+use chrono::Utc;
+use serde_json::{Value, json};
+use tracing::{error, info};
+
+use crate::domain::{FieldError, Order, parse_request};
+use crate::store::{Created, OrderRepository};
+
+/// Answers one HTTP request.
+pub async fn route(
+    request: &ApiGatewayV2httpRequest,
+    repository: &dyn OrderRepository,
+) -> ApiGatewayV2httpResponse {
+    let method = &request.request_context.http.method;
+    let path = request
+        .raw_path
+        .as_deref()
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("/");
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["orders"]) => create(request, repository).await,
+        (&Method::GET, ["orders", id]) => view(id, repository).await,
+        (_, ["orders"] | ["orders", _]) => respond(
+            405,
+            &json!({"message": format!("{method} is not allowed on {path}")}),
+        ),
+        _ => respond(
+            404,
+            &json!({"message": format!("no route for {method} {path}")}),
+        ),
+    }
+}
+
+async fn create(
+    request: &ApiGatewayV2httpRequest,
+    repository: &dyn OrderRepository,
+) -> ApiGatewayV2httpResponse {
+    let body = match body_bytes(request) {
+        Ok(body) => body,
+        Err(message) => {
+            return invalid(vec![FieldError {
+                field: String::new(),
+                message,
+            }]);
+        }
+    };
+    let parsed = match parse_request(&body) {
+        Ok(parsed) => parsed,
+        Err(errors) => return invalid(errors),
+    };
+    // A client that retries with the same Idempotency-Key gets the same order, not a second one.
+    let order_id = match request
+        .headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(key) => format!(
+            "ord-{}",
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes())
+        ),
+        None => format!("ord-{}", uuid::Uuid::new_v4()),
+    };
+    let (order, event) = match Order::place(order_id, parsed, Utc::now()) {
+        Ok(placed) => placed,
+        Err(errors) => return invalid(errors),
+    };
+    match repository.create(&order, &event).await {
+        Ok(Created::New) => {
+            info!(order_id = %order.order_id, event_id = %event.event_id, total = %order.total, "order placed");
+            let mut response = respond(201, &summary(&order));
+            if let Ok(location) = HeaderValue::from_str(&format!("/orders/{}", order.order_id)) {
+                response.headers.insert("location", location);
+            }
+            response
+        }
+        Ok(Created::Exists(existing)) => respond(200, &summary(&existing)),
+        Err(err) => unavailable(&err.to_string()),
+    }
+}
+
+async fn view(order_id: &str, repository: &dyn OrderRepository) -> ApiGatewayV2httpResponse {
+    match repository.view(order_id).await {
+        Ok(Some((order, history))) => {
+            let mut body = serde_json::to_value(&order).unwrap_or(Value::Null);
+            body["history"] = serde_json::to_value(history).unwrap_or(Value::Null);
+            respond(200, &body)
+        }
+        Ok(None) => respond(
+            404,
+            &json!({"message": format!("order {order_id} does not exist")}),
+        ),
+        Err(err) => unavailable(&err.to_string()),
+    }
+}
+
+fn summary(order: &Order) -> Value {
+    json!({"orderId": order.order_id, "status": order.status, "total": order.total, "currency": order.currency})
+}
+
+fn body_bytes(request: &ApiGatewayV2httpRequest) -> Result<Vec<u8>, String> {
+    let body = request.body.as_deref().unwrap_or_default();
+    if request.is_base64_encoded {
+        aws_smithy_types::base64::decode(body)
+            .map_err(|e| format!("the body is not valid base64: {e}"))
+    } else {
+        Ok(body.as_bytes().to_vec())
+    }
+}
+
+fn invalid(errors: Vec<FieldError>) -> ApiGatewayV2httpResponse {
+    respond(
+        400,
+        &json!({"message": "the order is invalid", "errors": errors}),
+    )
+}
+
+fn unavailable(reason: &str) -> ApiGatewayV2httpResponse {
+    error!(%reason, "orders table unavailable");
+    let mut response = respond(
+        503,
+        &json!({"message": "the order service is unavailable; retry with the same Idempotency-Key"}),
+    );
+    response
+        .headers
+        .insert("retry-after", HeaderValue::from_static("1"));
+    response
+}
+
+/// A JSON response.
+pub fn respond(status: i64, body: &Value) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = status;
+    response.headers = headers;
+    response.body = Some(Body::Text(body.to_string()));
+    response
+}

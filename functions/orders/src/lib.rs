@@ -1,0 +1,240 @@
+//! The order service. An HTTP API takes orders: `POST /orders` validates the request and writes
+//! the order, its history and its `OrderPlaced` into the outbox in ONE DynamoDB transaction
+//! (the event exists if and only if the order does); `GET /orders/{id}` shows the order and its
+//! history. A saga consumer listens to payment and inventory: `PaymentFailed` or
+//! `InventoryOutOfStock` cancels the order once (never after confirmation) and emits
+//! `OrderCancelled`; `PaymentProcessed` and `InventoryReserved` together confirm it and emit
+//! `OrderConfirmed`. Its events go through the outbox too.
+
+pub mod api;
+pub mod domain;
+pub mod store;
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::event::sqs::SqsEvent;
+use chrono::Utc;
+use lambda_runtime::LambdaEvent;
+use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
+use orderflow::env::EnvError;
+use orderflow::event::{
+    EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed,
+    PaymentFailed, PaymentProcessed,
+};
+use serde_json::Value;
+
+pub use domain::{Decision, Order, OrderStatus};
+pub use store::{Change, DynamoOrderRepository, HistoryEntry, OrderRepository};
+
+/// The service's name: idempotency key prefix and `source` of its events.
+pub const NAME: &str = "orders";
+
+/// The function's configuration, from the environment the template sets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// Idempotency and DLQ (events go through the outbox, not a topic).
+    pub consumer: ConsumerEnv,
+    /// `ORDERS_TABLE`.
+    pub orders_table: String,
+}
+
+impl Config {
+    /// Reads the configuration.
+    pub fn from_env() -> Result<Self, EnvError> {
+        Ok(Config {
+            consumer: ConsumerEnv::from_env()?,
+            orders_table: orderflow::env::required("ORDERS_TABLE")?,
+        })
+    }
+}
+
+/// What the API and the handlers share.
+pub struct State {
+    /// The orders table.
+    pub orders: Arc<dyn OrderRepository>,
+}
+
+/// The saga consumer as the Lambda runs it (its state also serves the API).
+pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> {
+    let orders =
+        DynamoOrderRepository::new(aws_sdk_dynamodb::Client::new(sdk), config.orders_table);
+    handlers(State {
+        orders: Arc::new(orders),
+    })
+    .wired(sdk, &config.consumer)
+}
+
+/// The saga handlers, unwired: all transactional, their effect is the writes they return.
+pub fn handlers(state: State) -> Consumer<State> {
+    Consumer::new(NAME, state)
+        .on_transactional(payment_processed)
+        .on_transactional(payment_failed)
+        .on_transactional(inventory_reserved)
+        .on_transactional(inventory_out_of_stock)
+}
+
+/// One invocation: an SQS batch (the saga) or an HTTP request (the API), told apart by shape.
+pub async fn handle(
+    consumer: &Consumer<State>,
+    event: LambdaEvent<Value>,
+) -> Result<Value, lambda_runtime::Error> {
+    let (payload, context) = event.into_parts();
+    if payload.get("Records").is_some() {
+        let batch: SqsEvent = serde_json::from_value(payload)?;
+        let response =
+            orderflow::lambda::handle(consumer, LambdaEvent::new(batch, context)).await?;
+        return Ok(serde_json::to_value(response)?);
+    }
+    if payload.get("requestContext").is_some() {
+        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
+        let state = consumer.state();
+        return Ok(serde_json::to_value(
+            api::route(&request, state.orders.as_ref()).await,
+        )?);
+    }
+    Err(
+        "the orders function takes SQS batches and API Gateway HTTP (payload 2.0) requests only"
+            .into(),
+    )
+}
+
+async fn load(state: &State, order_id: &str) -> Result<Order, HandlerError> {
+    state
+        .orders
+        .load(order_id)
+        .await
+        .map_err(HandlerError::transient)?
+        .ok_or_else(|| HandlerError::permanent(format!("order {order_id} does not exist")))
+}
+
+fn s(value: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
+    aws_sdk_dynamodb::types::AttributeValue::S(value.into())
+}
+
+/// The change a decision makes, with the event it emits (through the outbox).
+fn change<T: EventData>(
+    decision: &Decision,
+    message: &Message<T>,
+    order: &Order,
+) -> Option<Change> {
+    let now = Utc::now();
+    let history = |status: &str, detail: Option<String>| HistoryEntry {
+        status: status.into(),
+        at: now,
+        detail,
+        event_id: Some(message.event.event_id.to_string()),
+    };
+    let updated = ("updatedAt", s(now.to_rfc3339()));
+    Some(match decision {
+        Decision::Ignore(_) => return None,
+        Decision::RecordPayment(payment_id) => Change {
+            set: vec![("paymentId", s(payment_id)), updated],
+            // Not if the reservation arrived meanwhile: then the retry confirms instead.
+            condition: "#status = :placed AND attribute_not_exists(reservationId)",
+            history: history("PAYMENT_RECEIVED", Some(payment_id.clone())),
+            event: None,
+        },
+        Decision::RecordReservation(reservation_id) => Change {
+            set: vec![("reservationId", s(reservation_id)), updated],
+            condition: "#status = :placed AND attribute_not_exists(paymentId)",
+            history: history("STOCK_RESERVED", Some(reservation_id.clone())),
+            event: None,
+        },
+        Decision::Confirm {
+            payment_id,
+            reservation_id,
+        } => Change {
+            set: vec![
+                ("status", store::status_value(OrderStatus::Confirmed)),
+                ("paymentId", s(payment_id)),
+                ("reservationId", s(reservation_id)),
+                updated,
+            ],
+            condition: "#status = :placed",
+            history: history("CONFIRMED", None),
+            event: Some(message.follow_up(OrderConfirmed {
+                order_id: order.order_id.clone(),
+                payment_id: payment_id.clone(),
+                total: order.total,
+                currency: order.currency.clone(),
+            })),
+        },
+        Decision::Cancel { reason, detail } => Change {
+            set: vec![
+                ("status", store::status_value(OrderStatus::Cancelled)),
+                ("cancelDetail", s(detail)),
+                updated,
+            ],
+            // Once, and never after confirmation.
+            condition: "#status = :placed",
+            history: history("CANCELLED", Some(detail.clone())),
+            event: Some(message.follow_up(OrderCancelled {
+                order_id: order.order_id.clone(),
+                reason: *reason,
+                detail: Some(detail.clone()),
+            })),
+        },
+    })
+}
+
+/// Turns a decision into the handler's outcome.
+fn decide<T: EventData>(
+    state: &State,
+    message: &Message<T>,
+    order: &Order,
+    decision: Decision,
+) -> Result<Outcome, HandlerError> {
+    let Some(change) = change(&decision, message, order) else {
+        let Decision::Ignore(reason) = decision else {
+            return Ok(Outcome::done());
+        };
+        tracing::info!(order_id = %order.order_id, reason, "nothing to change");
+        return Ok(Outcome::done().with_result(serde_json::json!({"ignored": reason})));
+    };
+    let writes = state
+        .orders
+        .apply(&order.order_id, &change)
+        .map_err(HandlerError::permanent)?;
+    Ok(writes.into_iter().fold(Outcome::done(), Outcome::write))
+}
+
+/// PaymentProcessed: record it, or confirm if the stock is reserved already.
+pub async fn payment_processed(
+    message: Message<PaymentProcessed>,
+    state: Arc<State>,
+) -> Result<Outcome, HandlerError> {
+    let order = load(&state, &message.data.order_id).await?;
+    let decision = domain::on_payment_processed(&order, &message.data.payment_id);
+    decide(&state, &message, &order, decision)
+}
+
+/// InventoryReserved: record it, or confirm if the payment is in already.
+pub async fn inventory_reserved(
+    message: Message<InventoryReserved>,
+    state: Arc<State>,
+) -> Result<Outcome, HandlerError> {
+    let order = load(&state, &message.data.order_id).await?;
+    let decision = domain::on_inventory_reserved(&order, &message.data.reservation_id);
+    decide(&state, &message, &order, decision)
+}
+
+/// PaymentFailed: cancel.
+pub async fn payment_failed(
+    message: Message<PaymentFailed>,
+    state: Arc<State>,
+) -> Result<Outcome, HandlerError> {
+    let order = load(&state, &message.data.order_id).await?;
+    let decision = domain::on_payment_failed(&order, &message.data.reason);
+    decide(&state, &message, &order, decision)
+}
+
+/// InventoryOutOfStock: cancel, naming the short SKUs.
+pub async fn inventory_out_of_stock(
+    message: Message<InventoryOutOfStock>,
+    state: Arc<State>,
+) -> Result<Outcome, HandlerError> {
+    let order = load(&state, &message.data.order_id).await?;
+    let decision = domain::on_out_of_stock(&order, &message.data.shortages);
+    decide(&state, &message, &order, decision)
+}

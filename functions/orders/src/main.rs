@@ -1,0 +1,19 @@
+//! The order service's Lambda: the HTTP API and the saga consumer in one function.
+
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use orders::{Config, consumer};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderflow::telemetry::init("info");
+    let config = Config::from_env()?;
+    let sdk = orderflow::aws::sdk_config().await;
+    let consumer = Arc::new(consumer(&sdk, config));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let consumer = consumer.clone();
+        async move { orders::handle(&consumer, event).await }
+    }))
+    .await
+}

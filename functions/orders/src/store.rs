@@ -1,0 +1,274 @@
+//! The orders table (keys `pk`, `sk`; stream with new images). One partition per order:
+//! `ORDER#<id>` holds the order (`sk = ORDER`), its status history (`sk = HISTORY#…`) and its
+//! outbox (`sk = OUTBOX#<eventId>`), so an order, its history and its events are written
+//! together in one transaction. The outbox relay reads new `OUTBOX#` items from the stream.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use orderflow::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Order, OrderStatus};
+
+/// One entry of an order's history.
+#[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// What happened: `PLACED`, `PAYMENT_RECEIVED`, `STOCK_RESERVED`, `CONFIRMED`, `CANCELLED`.
+    pub status: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Why, when there is more to say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The event that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+}
+
+/// A change to an order and what it records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Change {
+    /// `SET …` assignments (attribute, value) on the order item.
+    pub set: Vec<(&'static str, AttributeValue)>,
+    /// The condition the order must meet for the change to apply.
+    pub condition: &'static str,
+    /// The history entry.
+    pub history: HistoryEntry,
+    /// The event to put in the outbox.
+    pub event: Option<Event>,
+}
+
+/// A store request failed.
+#[derive(Debug, thiserror::Error)]
+#[error("orders table: {0}")]
+pub struct StoreError(pub String);
+
+/// The answer to [`OrderRepository::create`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Created {
+    /// Order, history and outbox event written.
+    New,
+    /// An order with this id exists already (a retried request): returned as it is.
+    Exists(Box<Order>),
+}
+
+/// The orders table, as the service needs it.
+#[async_trait::async_trait]
+pub trait OrderRepository: Send + Sync {
+    /// Writes the order, its first history entry and its `OrderPlaced` in ONE transaction:
+    /// the event exists if and only if the order does.
+    async fn create(&self, order: &Order, event: &Event) -> Result<Created, StoreError>;
+    /// The order, if it exists.
+    async fn load(&self, order_id: &str) -> Result<Option<Order>, StoreError>;
+    /// The order and its history, oldest first.
+    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, StoreError>;
+    /// The writes that apply `change` to the order: the update, the history entry and the
+    /// outbox event, committed together by the consumer.
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError>;
+}
+
+/// The orders table in DynamoDB.
+#[derive(Clone, Debug)]
+pub struct DynamoOrderRepository {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn failed(err: impl std::error::Error + 'static) -> StoreError {
+    StoreError(orderflow::aws::error_chain(&err))
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn pk(order_id: &str) -> AttributeValue {
+    s(format!("ORDER#{order_id}"))
+}
+
+impl DynamoOrderRepository {
+    /// Over `table` (keys `pk`, `sk`, both String).
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoOrderRepository {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
+        Ok(TransactWriteItem::builder()
+            .put(put.build().map_err(failed)?)
+            .build())
+    }
+
+    fn history_item(
+        &self,
+        order_id: &str,
+        entry: &HistoryEntry,
+    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(entry).map_err(|e| StoreError(e.to_string()))?;
+        item.insert("pk".into(), pk(order_id));
+        item.insert(
+            "sk".into(),
+            s(format!(
+                "HISTORY#{}#{}",
+                entry.at.format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+                entry.status
+            )),
+        );
+        Ok(item)
+    }
+
+    /// The outbox row of `event`: the relay publishes `event` (the exact JSON) and marks it sent.
+    fn outbox_item(&self, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let json = event
+            .encode()
+            .map_err(|e| StoreError(format!("outbox event is invalid: {e}")))?;
+        Ok(HashMap::from([
+            ("pk".into(), pk(&event.aggregate_id)),
+            ("sk".into(), s(format!("OUTBOX#{}", event.event_id))),
+            ("eventId".into(), s(event.event_id.to_string())),
+            ("eventType".into(), s(event.event_type().as_str())),
+            ("event".into(), s(json)),
+            ("status".into(), s("PENDING")),
+        ]))
+    }
+}
+
+#[async_trait::async_trait]
+impl OrderRepository for DynamoOrderRepository {
+    async fn create(&self, order: &Order, event: &Event) -> Result<Created, StoreError> {
+        let mut item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(order).map_err(|e| StoreError(e.to_string()))?;
+        item.insert("pk".into(), pk(&order.order_id));
+        item.insert("sk".into(), s("ORDER"));
+        let history = HistoryEntry {
+            status: "PLACED".into(),
+            at: order.created_at,
+            detail: None,
+            event_id: Some(event.event_id.to_string()),
+        };
+        let writes = vec![
+            self.put(item, Some("attribute_not_exists(pk)"))?,
+            self.put(self.history_item(&order.order_id, &history)?, None)?,
+            self.put(self.outbox_item(event)?, Some("attribute_not_exists(pk)"))?,
+        ];
+        let sent = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(Created::New),
+            Err(err) => {
+                let cancelled = err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception());
+                if cancelled && let Some(existing) = self.load(&order.order_id).await? {
+                    return Ok(Created::Exists(Box::new(existing)));
+                }
+                Err(failed(err))
+            }
+        }
+    }
+
+    async fn load(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", pk(order_id))
+            .key("sk", s("ORDER"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(failed)?;
+        out.item()
+            .map(|item| {
+                serde_dynamo::from_item(item.clone())
+                    .map_err(|e| StoreError(format!("unreadable order: {e}")))
+            })
+            .transpose()
+    }
+
+    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, StoreError> {
+        let Some(order) = self.load(order_id).await? else {
+            return Ok(None);
+        };
+        let mut history = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :history)")
+                .expression_attribute_values(":pk", pk(order_id))
+                .expression_attribute_values(":history", s("HISTORY#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(failed)?;
+            for item in out.items() {
+                history.push(
+                    serde_dynamo::from_item(item.clone())
+                        .map_err(|e| StoreError(format!("unreadable history: {e}")))?,
+                );
+            }
+            match out.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => break,
+            }
+        }
+        Ok(Some((order, history)))
+    }
+
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", pk(order_id))
+            .key("sk", s("ORDER"))
+            .condition_expression(change.condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":placed", s("PLACED"));
+        let mut assignments = Vec::new();
+        for (i, (attribute, value)) in change.set.iter().enumerate() {
+            assignments.push(format!("#s{i} = :s{i}"));
+            update = update
+                .expression_attribute_names(format!("#s{i}"), *attribute)
+                .expression_attribute_values(format!(":s{i}"), value.clone());
+        }
+        let update = update
+            .update_expression(format!("SET {}", assignments.join(", ")))
+            .build()
+            .map_err(failed)?;
+        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        writes.push(self.put(self.history_item(order_id, &change.history)?, None)?);
+        if let Some(event) = &change.event {
+            writes.push(self.put(self.outbox_item(event)?, Some("attribute_not_exists(pk)"))?);
+        }
+        Ok(writes)
+    }
+}
+
+/// The status text stored for an order status.
+pub fn status_value(status: OrderStatus) -> AttributeValue {
+    s(match status {
+        OrderStatus::Placed => "PLACED",
+        OrderStatus::Confirmed => "CONFIRMED",
+        OrderStatus::Cancelled => "CANCELLED",
+    })
+}
