@@ -11,7 +11,9 @@
 // Test code: a failed call is a failed test, and the panic message says which.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod flow;
 pub mod interceptors;
+pub mod streams;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -245,7 +247,12 @@ impl Emulator {
                 .receive_message()
                 .queue_url(&queue.url)
                 .max_number_of_messages((expected - messages.len()).min(10) as i32)
-                .wait_time_seconds(1)
+                // Long poll unless the caller only wants a quick look.
+                .wait_time_seconds(if deadline < Duration::from_secs(1) {
+                    0
+                } else {
+                    1
+                })
                 .message_attribute_names("All")
                 .message_system_attribute_names(MessageSystemAttributeName::All)
                 .send()
@@ -503,4 +510,21 @@ pub fn expected_attributes(event: &Event) -> BTreeMap<String, (String, String)> 
             ("Number".to_owned(), event.event_version().to_string()),
         ),
     ])
+}
+
+/// A Lambda SQS event carrying `events` as raw-delivery bodies, one record each (message ids
+/// `m0`, `m1`, …), from the queue `queue_arn`.
+pub fn sqs_event_of(events: &[Event], queue_arn: &str) -> aws_lambda_events::event::sqs::SqsEvent {
+    let records: Vec<serde_json::Value> = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            json!({
+                "messageId": format!("m{i}"), "receiptHandle": format!("rh{i}"), "body": event.encode().expect("valid event"),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("SqsEvent")
 }

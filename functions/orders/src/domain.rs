@@ -74,6 +74,9 @@ pub struct Order {
     /// Set once stock is reserved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<String>,
+    /// Why it was cancelled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_detail: Option<String>,
     /// When it was placed.
     pub created_at: DateTime<Utc>,
 }
@@ -128,11 +131,19 @@ impl Order {
             status: OrderStatus::Placed,
             payment_id: None,
             reservation_id: None,
+            cancel_detail: None,
             created_at: now,
         };
         // The event contract's rules are the request's rules: one set of rules, all reported.
         let event = order.placed_event(now);
-        let problems = event.problems();
+        // The total is computed here, not sent: a problem with it only echoes the items'.
+        let problems: Vec<EventError> = event
+            .problems()
+            .into_iter()
+            .filter(
+                |p| !matches!(p, EventError::InvalidField { field, .. } if field == "data.total"),
+            )
+            .collect();
         if !problems.is_empty() {
             return Err(problems.into_iter().map(field_error).collect());
         }

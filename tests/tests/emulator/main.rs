@@ -7,5 +7,7 @@ mod batch;
 mod consumer;
 mod fanout;
 mod fifo;
+mod flow;
 mod idempotency;
 mod publishers;
+mod services;

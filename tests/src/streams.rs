@@ -1,0 +1,109 @@
+//! Reading a DynamoDB stream the way Lambda's event source mapping does, and handing the
+//! records over as the `aws_lambda_events` stream event a function receives.
+
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+
+/// Follows every shard of one table's stream from its start.
+pub struct StreamReader {
+    client: aws_sdk_dynamodbstreams::Client,
+    stream_arn: String,
+    iterators: Vec<String>,
+}
+
+impl StreamReader {
+    /// Opens the stream of `table` (which must have one) at its oldest record.
+    pub async fn open(
+        config: &aws_config::SdkConfig,
+        dynamodb: &aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> Self {
+        let described = dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("DescribeTable");
+        let stream_arn = described
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .expect("the table has a stream")
+            .to_owned();
+        let client = aws_sdk_dynamodbstreams::Client::new(config);
+        let stream = client
+            .describe_stream()
+            .stream_arn(&stream_arn)
+            .send()
+            .await
+            .expect("DescribeStream");
+        let mut iterators = Vec::new();
+        for shard in stream
+            .stream_description()
+            .map(|d| d.shards())
+            .unwrap_or_default()
+        {
+            let out = client
+                .get_shard_iterator()
+                .stream_arn(&stream_arn)
+                .shard_id(shard.shard_id().unwrap_or_default())
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .expect("GetShardIterator");
+            iterators.extend(out.shard_iterator().map(str::to_owned));
+        }
+        StreamReader {
+            client,
+            stream_arn,
+            iterators,
+        }
+    }
+
+    /// The records written since the last call, as one Lambda stream event.
+    pub async fn next_batch(&mut self) -> StreamEvent {
+        let mut records = Vec::new();
+        let mut next = Vec::new();
+        for iterator in std::mem::take(&mut self.iterators) {
+            let out = self
+                .client
+                .get_records()
+                .shard_iterator(&iterator)
+                .send()
+                .await
+                .expect("GetRecords");
+            records.extend(out.records().iter().map(|r| self.convert(r)));
+            next.push(
+                out.next_shard_iterator()
+                    .map(str::to_owned)
+                    .unwrap_or(iterator),
+            );
+        }
+        self.iterators = next;
+        let mut event = StreamEvent::default();
+        event.records = records;
+        event
+    }
+
+    fn convert(&self, record: &aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
+        let mut converted = EventRecord::default();
+        converted.event_id = record.event_id().unwrap_or_default().to_owned();
+        converted.event_name = record
+            .event_name()
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default();
+        converted.event_source = Some("aws:dynamodb".into());
+        converted.event_source_arn = Some(self.stream_arn.clone());
+        converted.aws_region = "us-east-1".into();
+        let mut change = StreamRecord::default();
+        if let Some(data) = record.dynamodb() {
+            change.keys = serde_dynamo::Item::from(data.keys().cloned().unwrap_or_default());
+            change.new_image =
+                serde_dynamo::Item::from(data.new_image().cloned().unwrap_or_default());
+            change.old_image =
+                serde_dynamo::Item::from(data.old_image().cloned().unwrap_or_default());
+            change.sequence_number = data.sequence_number().map(str::to_owned);
+        }
+        converted.change = change;
+        converted
+    }
+}
