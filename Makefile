@@ -46,9 +46,9 @@ LOCALSTACK_SKIPS := --skip idempotency:: --skip an_entry_the_service_rejects
 test-localstack: venv build ## The emulator tests against a private LocalStack (optional)
 	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator -- $(LOCALSTACK_SKIPS)
 
-run: venv ## Show the flow against a local emulator (publishing half until the Lambda runner exists)
-	$(CARGO) build --locked -p orderflow
-	scripts/with-moto.sh scripts/demo.sh
+run: venv ## Show the whole order flow on a local emulator (handlers in-process until the runner exists)
+	$(CARGO) build --locked -p orderflow-tests --bin flow-demo
+	scripts/with-moto.sh $(CARGO) run --quiet --locked -p orderflow-tests --bin flow-demo
 
 clean: ## Remove build output and the venv
 	$(CARGO) clean
