@@ -8,11 +8,18 @@ SHELL := bash
 PYTHON ?= python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.installed-$(shell cksum < scripts/requirements-emulator.txt | cut -d' ' -f1)
+INFRA_VENV := .venv-infra
+INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cksum < scripts/requirements-infra.txt | cut -d' ' -f1)
+SAM_VENV := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-$(shell cksum < scripts/requirements-sam.txt | cut -d' ' -f1)
+TEMPLATE := infra/template.yaml
+# The SAM CLI sends telemetry unless told not to.
+export SAM_CLI_TELEMETRY := 0
 CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build lint test test-localstack unit run clean
+.PHONY: help venv build lint lint-infra test test-localstack unit run deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +33,19 @@ $(VENV_STAMP): scripts/requirements-emulator.txt
 
 venv: $(VENV_STAMP) ## Create .venv with the pinned emulator (moto) and AWS CLI
 
+# Tools in venvs of their own: checkov's and the SAM CLI's boto3 pins conflict.
+$(INFRA_STAMP): scripts/requirements-infra.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-infra.txt
+	rm -f $(INFRA_VENV)/.installed-*
+	touch $@
+
+$(SAM_STAMP): scripts/requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements-sam.txt
+	rm -f $(SAM_VENV)/.installed-*
+	touch $@
+
 build: ## Build every crate, binary and test once
 	$(CARGO) build --workspace --all-targets --locked
 
@@ -36,7 +56,12 @@ lint: ## cargo fmt --check and clippy -D warnings
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins --locked
 
-test: venv lint build ## Lint, build, then every test against a private moto server
+lint-infra: $(INFRA_STAMP) $(SAM_STAMP) ## cfn-lint, checkov and sam validate --lint on the template (offline)
+	$(INFRA_VENV)/bin/cfn-lint $(TEMPLATE)
+	$(INFRA_VENV)/bin/checkov --file $(TEMPLATE) --framework cloudformation --compact --quiet --skip-download
+	AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE) --region us-east-1
+
+test: venv lint lint-infra build ## Lint code and template, build, then every test against a private moto server
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
 
 # The emulator tests against LocalStack (no Docker; needs Python >= 3.13, e.g. from pyenv).
@@ -50,6 +75,30 @@ run: venv ## Show the whole order flow on a local emulator (handlers in-process 
 	$(CARGO) build --locked -p orderflow-tests --bin flow-demo
 	scripts/with-moto.sh $(CARGO) run --quiet --locked -p orderflow-tests --bin flow-demo
 
-clean: ## Remove build output and the venv
+# Deploying needs cargo-lambda (installed here from PyPI), zig for cross-compiling to arm64
+# (PyPI ziglang, which cargo-lambda finds), the aarch64 target (rustup target add
+# aarch64-unknown-linux-gnu), and AWS credentials for the target account.
+DEPLOY_TOOLS := $(SAM_VENV)/.deploy-tools
+$(DEPLOY_TOOLS): $(SAM_STAMP)
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2 ziglang==0.17.0
+	touch $@
+
+deploy: $(DEPLOY_TOOLS) ## Build with cargo lambda (sam build) and deploy with infra/samconfig.toml
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --config-file infra/samconfig.toml
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam deploy --config-file infra/samconfig.toml
+
+deploy-guided: $(DEPLOY_TOOLS) ## First deployment: asks for stack name, region and parameters, saves them
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --config-file infra/samconfig.toml
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam deploy --guided --config-file infra/samconfig.toml
+
+# The same template on LocalStack (docker compose -f localstack/docker-compose.yml up -d): the
+# SAM CLI reaches it through AWS_ENDPOINT_URL like every other client here.
+LOCALSTACK_URL ?= http://localhost:4566
+deploy-localstack: $(DEPLOY_TOOLS) ## Deploy the same template to LocalStack (Docker image 4.14.0)
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(SAM_VENV)/bin/sam build --config-file infra/samconfig.toml
+	AWS_ENDPOINT_URL=$(LOCALSTACK_URL) AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+	  $(SAM_VENV)/bin/sam deploy --config-file infra/samconfig.toml --stack-name orderflow-local --region us-east-1
+
+clean: ## Remove build output and the venvs
 	$(CARGO) clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INFRA_VENV) $(SAM_VENV) .aws-sam

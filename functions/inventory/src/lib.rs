@@ -9,7 +9,7 @@ pub mod store;
 use std::sync::Arc;
 
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::EnvError;
+use orderflow::env::{EnvError, Vars};
 use orderflow::event::{InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderPlaced};
 use tracing::info;
 
@@ -29,11 +29,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the configuration.
+    /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Vars::process())
+    }
+
+    /// Reads the configuration from `vars`.
+    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
-            consumer: ConsumerEnv::from_env()?,
-            inventory_table: orderflow::env::required("INVENTORY_TABLE")?,
+            consumer: ConsumerEnv::from_vars(vars)?,
+            inventory_table: vars.required("INVENTORY_TABLE")?,
         })
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use orderflow::Event;
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::EnvError;
+use orderflow::env::{EnvError, Vars};
 use orderflow::event::{OrderCancelled, OrderConfirmed, OrderPlaced};
 
 pub use compose::Email;
@@ -28,11 +28,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the configuration.
+    /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Vars::process())
+    }
+
+    /// Reads the configuration from `vars`.
+    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
-            consumer: ConsumerEnv::from_env()?,
-            notifications_table: orderflow::env::required("NOTIFICATIONS_TABLE")?,
+            consumer: ConsumerEnv::from_vars(vars)?,
+            notifications_table: vars.required("NOTIFICATIONS_TABLE")?,
         })
     }
 }

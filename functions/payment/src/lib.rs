@@ -9,7 +9,7 @@ pub mod store;
 use std::sync::Arc;
 
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::EnvError;
+use orderflow::env::{EnvError, Vars};
 use orderflow::event::{OrderCancelled, OrderPlaced, PaymentFailed, PaymentProcessed};
 use rust_decimal::Decimal;
 use tracing::info;
@@ -32,12 +32,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the configuration.
+    /// Reads the configuration from the process environment.
     pub fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Vars::process())
+    }
+
+    /// Reads the configuration from `vars`.
+    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
-            consumer: ConsumerEnv::from_env()?,
-            payments_table: orderflow::env::required("PAYMENTS_TABLE")?,
-            amount_limit: orderflow::env::parsed(
+            consumer: ConsumerEnv::from_vars(vars)?,
+            payments_table: vars.required("PAYMENTS_TABLE")?,
+            amount_limit: vars.parsed(
                 "PAYMENT_AMOUNT_LIMIT",
                 SimulatorRules::default().amount_limit,
             )?,

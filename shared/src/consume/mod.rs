@@ -95,12 +95,12 @@ pub struct ConsumerEnv {
 
 impl ConsumerEnv {
     /// Reads the variables in [`crate::env::vars`].
-    pub fn from_env() -> Result<Self, crate::env::EnvError> {
-        use crate::env::{optional, required, vars};
+    pub fn from_vars(vars: &crate::env::Vars) -> Result<Self, crate::env::EnvError> {
+        use crate::env::vars as names;
         Ok(ConsumerEnv {
-            idempotency_table: required(vars::IDEMPOTENCY_TABLE)?,
-            events_topic_arn: optional(vars::EVENTS_TOPIC_ARN),
-            dead_letter_queue_url: optional(vars::DEAD_LETTER_QUEUE_URL),
+            idempotency_table: vars.required(names::IDEMPOTENCY_TABLE)?,
+            events_topic_arn: vars.optional(names::EVENTS_TOPIC_ARN),
+            dead_letter_queue_url: vars.optional(names::DEAD_LETTER_QUEUE_URL),
         })
     }
 }

@@ -15,6 +15,10 @@ use crate::event::Event;
 use crate::idempotency::{Acquired, Claim, Committed, Idempotency};
 use crate::sns::{SqsBody, message_body};
 
+/// A handler registered with `on` returned writes: only `on_transactional` commits them.
+const WRITES_WITHOUT_TRANSACTION: &str =
+    "writes returned by a handler not registered with on_transactional";
+
 /// What a record's success was.
 enum Processed {
     Handled,
@@ -152,28 +156,31 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             return Ok(Processed::Ignored(event.event_type()));
         };
         info!(event_type = %event.event_type(), event_id = %event.event_id, correlation_id = %event.correlation_id, "handling");
-        match (&self.idempotency, route.transactional) {
-            (None, false) => {
-                let outcome = self.call(route, event, meta).await?;
-                if !outcome.writes.is_empty() {
-                    return Err(RecordError::Misconfigured(
-                        "writes returned by a handler not registered with on_transactional".into(),
-                    ));
-                }
-                self.publish(&outcome.events).await?;
-                Ok(Processed::Handled)
+        let Some(idempotency) = &self.idempotency else {
+            if route.transactional {
+                return Err(RecordError::Misconfigured(
+                    "a transactional handler needs an idempotency store".into(),
+                ));
             }
-            (None, true) => Err(RecordError::Misconfigured(
-                "a transactional handler needs an idempotency store".into(),
-            )),
-            (Some(idempotency), false) => {
-                self.run_acquired(idempotency, route, event, meta, invocation)
-                    .await
+            let outcome = self.call(route, event, meta).await?;
+            if !outcome.writes.is_empty() {
+                return Err(RecordError::Misconfigured(
+                    WRITES_WITHOUT_TRANSACTION.into(),
+                ));
             }
-            (Some(idempotency), true) => {
-                self.run_transactional(idempotency, route, event, meta, invocation)
-                    .await
-            }
+            self.publish(&outcome.events).await?;
+            return Ok(Processed::Handled);
+        };
+        let claim = idempotency.claim(&self.name, &event, invocation.deadline);
+        if let Some(stored) = idempotency.cached(&claim) {
+            return self.replay(&claim, &stored).await;
+        }
+        if route.transactional {
+            self.run_transactional(idempotency, route, event, meta, claim)
+                .await
+        } else {
+            self.run_acquired(idempotency, route, event, meta, claim)
+                .await
         }
     }
 
@@ -184,12 +191,8 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         route: &Route<S>,
         event: Event,
         meta: &RecordMeta,
-        invocation: &Invocation,
+        claim: Claim,
     ) -> Result<Processed, RecordError> {
-        let claim = idempotency.claim(&self.name, &event, invocation.deadline);
-        if let Some(stored) = idempotency.cached(&claim) {
-            return self.replay(&claim, &stored).await;
-        }
         match idempotency.store().acquire(&claim).await? {
             Acquired::Started => {}
             Acquired::Completed(stored) => {
@@ -203,7 +206,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             Ok(_) => {
                 self.release(idempotency, &claim).await;
                 return Err(RecordError::Misconfigured(
-                    "writes returned by a handler not registered with on_transactional".into(),
+                    WRITES_WITHOUT_TRANSACTION.into(),
                 ));
             }
             Err(err) => {
@@ -225,12 +228,8 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         route: &Route<S>,
         event: Event,
         meta: &RecordMeta,
-        invocation: &Invocation,
+        claim: Claim,
     ) -> Result<Processed, RecordError> {
-        let claim = idempotency.claim(&self.name, &event, invocation.deadline);
-        if let Some(stored) = idempotency.cached(&claim) {
-            return self.replay(&claim, &stored).await;
-        }
         let outcome = self.call(route, event, meta).await?;
         let stored = StoredOutcome::of(&outcome)?;
         match idempotency
