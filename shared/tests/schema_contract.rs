@@ -208,6 +208,16 @@ fn schema_and_decoder_refuse_the_same_broken_values() {
             "decoder accepts {pointer} = {value}"
         );
     }
+    // More than MAX_ORDER_LINES lines.
+    let mut long = doc.clone();
+    let line = long["data"]["items"][0].clone();
+    long["data"]["items"] = json!(vec![line; orderflow::event::MAX_ORDER_LINES + 1]);
+    long["data"]["total"] = json!("637.50");
+    assert!(!validator.is_valid(&long), "schema accepts too many lines");
+    assert!(
+        matches!(Event::from_value(long), Err(EventError::InvalidField { field, .. }) if field == "data.items")
+    );
+
     // Extra fields are allowed by both: readers ignore them.
     let mut extended = doc.clone();
     extended["data"]["giftWrap"] = json!(true);

@@ -91,7 +91,14 @@ pub async fn reserve(
         .iter()
         .map(|i| (i.sku.clone(), i.quantity))
         .collect();
-    let skus: Vec<String> = lines.iter().map(|(sku, _)| sku.clone()).collect();
+    // Each SKU once: an order may list one SKU on several lines, and BatchGetItem refuses
+    // duplicate keys.
+    let skus: Vec<String> = lines
+        .iter()
+        .map(|(sku, _)| sku.clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let stock = state.store.stock(&skus).await.map_err(store_error)?;
     // The decision is made on what was read; the writes' conditions make sure it still holds
     // at commit. If stock moved in between, the transaction fails and the retry decides again.

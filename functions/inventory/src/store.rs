@@ -173,17 +173,21 @@ impl InventoryStore for DynamoInventoryStore {
                     .into_iter()
                     .flatten()
                 {
-                    let sku = item
-                        .get("sku")
+                    // The key says which SKU; a stock that is not a count is an error, not zero.
+                    let pk = item
+                        .get("pk")
                         .and_then(|v| v.as_s().ok())
-                        .cloned()
+                        .map(String::as_str)
                         .unwrap_or_default();
+                    let sku = pk
+                        .strip_prefix("SKU#")
+                        .ok_or_else(|| StoreError(format!("unexpected item `{pk}`")))?;
                     let units = item
                         .get("stock")
                         .and_then(|v| v.as_n().ok())
                         .and_then(|n| n.parse().ok())
-                        .unwrap_or(0);
-                    stock.insert(sku, units);
+                        .ok_or_else(|| StoreError(format!("{pk} has no numeric `stock`")))?;
+                    stock.insert(sku.to_owned(), units);
                 }
                 request = out
                     .unprocessed_keys()

@@ -59,15 +59,21 @@ async fn create(
         Err(errors) => return invalid(errors),
     };
     // A client that retries with the same Idempotency-Key gets the same order, not a second one.
-    let order_id = match request
+    // A client that retries with the same Idempotency-Key gets the same order, not a second
+    // one. The key is the customer's: another customer's identical key is another order.
+    let key = request
         .headers
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
-    {
-        Some(key) => format!(
-            "ord-{}",
-            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, key.as_bytes())
-        ),
+        .map(str::to_owned);
+    let order_id = match &key {
+        Some(key) => {
+            let name = format!("{}\n{key}", parsed.customer_id);
+            format!(
+                "ord-{}",
+                uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, name.as_bytes())
+            )
+        }
         None => format!("ord-{}", uuid::Uuid::new_v4()),
     };
     let (order, event) = match Order::place(order_id, parsed, Utc::now()) {
@@ -83,7 +89,16 @@ async fn create(
             }
             response
         }
-        Ok(Created::Exists(existing)) => respond(200, &summary(&existing)),
+        Ok(Created::Exists(existing)) if same_order(&existing, &order) => {
+            respond(200, &summary(&existing))
+        }
+        Ok(Created::Exists(_)) => respond(
+            409,
+            &json!({"message": format!(
+                "Idempotency-Key `{}` was already used for a different order",
+                key.unwrap_or_default()
+            )}),
+        ),
         Err(err) => unavailable(&err.to_string()),
     }
 }
@@ -101,6 +116,13 @@ async fn view(order_id: &str, repository: &dyn OrderRepository) -> ApiGatewayV2h
         ),
         Err(err) => unavailable(&err.to_string()),
     }
+}
+
+/// Whether a retried request asks for the order that exists (same customer, lines, currency).
+fn same_order(existing: &Order, requested: &Order) -> bool {
+    existing.customer_id == requested.customer_id
+        && existing.items == requested.items
+        && existing.currency == requested.currency
 }
 
 fn summary(order: &Order) -> Value {

@@ -29,6 +29,9 @@ pub enum RecordError {
     InProgress {
         /// The idempotency key.
         key: String,
+        /// When the other invocation's hold lapses (epoch ms), if known: no point retrying
+        /// sooner.
+        until_ms: Option<i64>,
     },
     /// The idempotency store failed or refused.
     #[error(transparent)]

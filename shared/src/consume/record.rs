@@ -111,7 +111,12 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 Ok(Processed::Duplicate) => RecordOutcome::Duplicate,
                 Ok(Processed::Ignored(event_type)) => RecordOutcome::Ignored(event_type),
                 Err(err) if err.is_retryable() => {
-                    let delay = self.options.visibility_backoff.delay(meta.receive_count);
+                    let mut delay = self.options.visibility_backoff.delay(meta.receive_count);
+                    if let RecordError::InProgress { until_ms: Some(until), .. } = &err {
+                        // Not before the other invocation's hold lapses.
+                        let wait = until.saturating_sub(chrono::Utc::now().timestamp_millis()).max(0) as u64 / 1000 + 1;
+                        delay = delay.max(std::time::Duration::from_secs(wait)).min(self.options.visibility_backoff.max);
+                    }
                     warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
                     if let Some(sqs) = &self.sqs {
                         sqs.delay_retry(record, &meta, delay).await;
@@ -199,7 +204,12 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 idempotency.remember(&claim, &stored);
                 return self.replay(&claim, &stored).await;
             }
-            Acquired::InProgress { .. } => return Err(RecordError::InProgress { key: claim.key }),
+            Acquired::InProgress { until_ms } => {
+                return Err(RecordError::InProgress {
+                    key: claim.key,
+                    until_ms: Some(until_ms),
+                });
+            }
         }
         let outcome = match self.call(route, event, meta).await {
             Ok(outcome) if outcome.writes.is_empty() => outcome,
@@ -246,7 +256,16 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 idempotency.remember(&claim, &previous);
                 self.replay(&claim, &previous).await
             }
-            Committed::AlreadyTaken(_) => Err(RecordError::InProgress { key: claim.key }),
+            Committed::AlreadyTaken(Acquired::InProgress { until_ms }) => {
+                Err(RecordError::InProgress {
+                    key: claim.key,
+                    until_ms: Some(until_ms),
+                })
+            }
+            Committed::AlreadyTaken(Acquired::Started) => Err(RecordError::InProgress {
+                key: claim.key,
+                until_ms: None,
+            }),
         }
     }
 

@@ -36,5 +36,9 @@ pub use payload::{
 pub use types::EventType;
 pub use versions::OrderPlacedV1;
 
+/// Most lines an order may hold. Consumers write one item per distinct SKU in the same
+/// DynamoDB transaction as their idempotency record, and a transaction holds at most 100 writes.
+pub const MAX_ORDER_LINES: usize = 50;
+
 /// SNS's limit for one message (body plus message attributes): 256 KiB.
 pub const MAX_MESSAGE_BYTES: usize = 262_144;

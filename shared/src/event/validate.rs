@@ -98,6 +98,16 @@ impl Problems {
         if p.items.is_empty() {
             self.add(format!("{at}.items"), "must hold at least one item");
         }
+        if p.items.len() > super::MAX_ORDER_LINES {
+            self.add(
+                format!("{at}.items"),
+                format!(
+                    "holds {} lines; an order may hold at most {}",
+                    p.items.len(),
+                    super::MAX_ORDER_LINES
+                ),
+            );
+        }
         let mut sum = Some(Decimal::ZERO);
         for (i, item) in p.items.iter().enumerate() {
             let item_at = format!("{at}.items[{i}]");

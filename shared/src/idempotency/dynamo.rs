@@ -135,6 +135,25 @@ where
     }
 }
 
+/// Attempts of a transaction cancelled only by conflicts with other transactions.
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// Whether a transaction was cancelled only because other transactions touched its items.
+fn only_conflicts(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            let codes: Vec<&str> = cancelled
+                .cancellation_reasons()
+                .iter()
+                .filter_map(|r| r.code())
+                .filter(|c| *c != "None")
+                .collect();
+            !codes.is_empty() && codes.iter().all(|c| *c == "TransactionConflict")
+        }
+        _ => false,
+    }
+}
+
 #[async_trait::async_trait]
 impl IdempotencyStore for DynamoIdempotencyStore {
     async fn acquire(&self, claim: &Claim) -> Result<Acquired, IdempotencyError> {
@@ -221,15 +240,29 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         let mut items = Vec::with_capacity(writes.len() + 1);
         items.push(TransactWriteItem::builder().put(put).build());
         items.extend(writes);
-        let sent = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        let err = match sent {
-            Ok(_) => return Ok(Committed::Written),
-            Err(err) => err,
+        // Concurrent transactions on a hot item (today's counters, a popular SKU) cancel each
+        // other with `TransactionConflict`; a few quick jittered retries here resolve most of
+        // them without spending one of the message's receives.
+        let mut attempt = 0;
+        let err = loop {
+            attempt += 1;
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match sent {
+                Ok(_) => return Ok(Committed::Written),
+                Err(err) if attempt < CONFLICT_ATTEMPTS && only_conflicts(&err) => {
+                    let ceiling = 25u64 << attempt;
+                    tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
+                        ceiling / 2..=ceiling,
+                    )))
+                    .await;
+                }
+                Err(err) => break err,
+            }
         };
         let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
             err.as_service_error()

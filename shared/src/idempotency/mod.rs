@@ -59,6 +59,9 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Committed, IdempotencyError>;
 }
 
+/// How long a completed record counts by default.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
+
 /// How a consumer derives the key's variable part from an event (the default: its `eventId`).
 pub type KeyFn = Arc<dyn Fn(&Event) -> String + Send + Sync>;
 
@@ -81,11 +84,14 @@ impl std::fmt::Debug for Idempotency {
 }
 
 impl Idempotency {
-    /// Records kept 24 hours, keyed by `eventId`, no cache.
+    /// Records kept 15 days, keyed by `eventId`, no cache.
+    ///
+    /// 15 days: longer than a message can wait in a DLQ (14 days), so a message moved back
+    /// after a fix that did complete once is recognised, not applied again.
     pub fn new(store: Arc<dyn IdempotencyStore>) -> Self {
         Idempotency {
             store,
-            ttl: Duration::from_secs(24 * 3600),
+            ttl: DEFAULT_TTL,
             key_fn: Arc::new(|e| e.event_id.to_string()),
             cache: None,
         }
@@ -191,7 +197,7 @@ mod tests {
         let claim = idempotency.claim("payment", &event, Some(deadline));
         assert_eq!(claim.key, format!("payment#{}", event.event_id));
         assert_eq!(claim.in_progress_until, epoch_ms(deadline));
-        assert!(claim.expires_at > claim.now_ms / 1000 + 24 * 3600 - 5);
+        assert!(claim.expires_at > claim.now_ms / 1000 + 15 * 24 * 3600 - 5);
         let by_order = idempotency
             .with_key(|e| e.aggregate_id.clone())
             .claim("payment", &event, None);

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use orderflow::Event;
 use orderflow::consume::{
-    Consumer, HandlerError, Invocation, Message, Outcome, RecordError, RecordOutcome,
+    Consumer, ConsumerOptions, HandlerError, Invocation, Message, Outcome, RecordError,
+    RecordOutcome, VisibilityBackoff,
 };
 use orderflow::event::{EventPayload, OrderPlaced, examples};
 use orderflow_tests::{DELIVERY_DEADLINE, emulator};
@@ -83,9 +84,18 @@ async fn a_batch_of_ten_with_three_bad_records_handles_seven_and_dead_letters_th
     let (malformed, v9, panics) = (id_of(&bodies[7]), id_of(&bodies[8]), id_of(&bodies[9]));
 
     // WHEN the consumer (DLQ found through the queue's redrive policy) processes the batch
+    // A 2 s backoff (instead of the default 20 s) keeps the redelivery check below quick.
+    let options = ConsumerOptions {
+        visibility_backoff: VisibilityBackoff {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(60),
+        },
+        ..ConsumerOptions::default()
+    };
     let consumer = Consumer::new("payment", Charges::default())
         .on(charge)
-        .with_sqs(aws.sqs.clone(), None);
+        .with_sqs(aws.sqs.clone(), None)
+        .with_options(options);
     let outcome = consumer.process(&event, &Invocation::default()).await;
     let response = outcome.response();
     aws.acknowledge(&queue, &messages, &response).await;

@@ -79,6 +79,23 @@ async fn the_orders_api_reports_every_field_error_and_a_retried_post_returns_the
         .count();
     assert_eq!(outbox, 1, "a retried POST writes no second event");
 
+    // The same key for another order is a conflict; another customer's same key is theirs.
+    let mut other = good.clone();
+    other["items"][0]["quantity"] = json!(3);
+    assert_eq!(
+        flow.http("POST", "/orders", Some("retry-me"), Some(&other))
+            .await
+            .0,
+        409
+    );
+    let mut someone_else = good.clone();
+    someone_else["customerId"] = json!("c-2");
+    let (status, theirs) = flow
+        .http("POST", "/orders", Some("retry-me"), Some(&someone_else))
+        .await;
+    assert_eq!(status, 201);
+    assert_ne!(theirs["orderId"], created["orderId"]);
+
     assert_eq!(
         flow.http("GET", "/orders/ord-nope", None, None).await.0,
         404
@@ -186,6 +203,31 @@ async fn inventory_releases_a_reservation_exactly_once_and_names_short_skus() {
             "{outcome:?}"
         );
     }
+    assert_eq!(stock().await, 3);
+
+    // One SKU on two lines: read once, reserved as one (BatchGetItem refuses duplicate keys).
+    let mut twice = placed("ord-twice", "cust-1", "SKU-A", 1);
+    if let EventPayload::OrderPlaced(order) = &mut twice.payload {
+        order.items.push(order.items[0].clone());
+        order.total = order.items[0].unit_price * rust_decimal::Decimal::from(2);
+    }
+    let outcome = consumer
+        .process(
+            &sqs_event_of(&[twice.clone()], QUEUE),
+            &Invocation::default(),
+        )
+        .await;
+    assert!(
+        matches!(only(&outcome), RecordOutcome::Handled),
+        "{outcome:?}"
+    );
+    assert_eq!(stock().await, 1);
+    consumer
+        .process(
+            &sqs_event_of(&[cancelled(&twice)], QUEUE),
+            &Invocation::default(),
+        )
+        .await;
     assert_eq!(stock().await, 3);
 
     // Too many: nothing reserved, the shortage named on the topic.
