@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build lint lint-infra test test-localstack unit run deploy deploy-guided deploy-localstack clean
+.PHONY: help venv build lint lint-infra test test-localstack unit bench run deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ build: ## Build every crate, binary and test once
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+bench: ## Benchmarks of the per-record hot path (criterion; release build)
+	$(CARGO) bench --locked -p orderflow --bench hot_path
 
 unit: ## Unit tests only (no emulator)
 	$(CARGO) test --workspace --lib --bins --locked
