@@ -377,8 +377,9 @@ impl Flow {
     }
 }
 
-/// Attributes that record when, not what.
+/// Attributes that record when (or which invocation), not what.
 const TIME_ATTRIBUTES: &[&str] = &[
+    "owner",
     "createdAt",
     "updatedAt",
     "at",

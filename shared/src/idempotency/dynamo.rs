@@ -206,15 +206,15 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .delete_item()
             .table_name(&self.table)
             .key("id", AttributeValue::S(claim.key.clone()))
-            // Only our own unfinished hold: never a record another invocation completed.
-            .condition_expression("#status = :in_progress AND #hash = :hash")
+            // Only our own unfinished hold: never one another invocation took over or completed.
+            .condition_expression("#status = :in_progress AND #owner = :owner")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#hash", "payloadHash")
+            .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(
                 ":in_progress",
                 AttributeValue::S(Status::InProgress.as_str().to_owned()),
             )
-            .expression_attribute_values(":hash", AttributeValue::S(claim.payload_hash.clone()))
+            .expression_attribute_values(":owner", AttributeValue::S(claim.owner.clone()))
             .send()
             .await;
         match deleted {

@@ -68,10 +68,9 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
 
     async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError> {
         let mut records = self.lock()?;
-        if records
-            .get(&claim.key)
-            .is_some_and(|r| r.status == Status::InProgress)
-        {
+        if records.get(&claim.key).is_some_and(|r| {
+            r.status == Status::InProgress && r.owner.as_deref() == Some(claim.owner.as_str())
+        }) {
             records.remove(&claim.key);
         }
         Ok(())

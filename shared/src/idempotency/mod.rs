@@ -127,6 +127,7 @@ impl Idempotency {
         // Without a Lambda deadline (tests, local runs) the hold lasts one minute.
         let until = deadline.map(epoch_ms).unwrap_or(now_ms + 60_000);
         Claim {
+            owner: uuid::Uuid::new_v4().to_string(),
             key: format!("{function}#{}", (self.key_fn)(event)),
             payload_hash: payload_hash(event),
             now_ms,
@@ -208,6 +209,7 @@ mod tests {
     async fn in_memory_store_runs_the_lifecycle() {
         let store = InMemoryIdempotencyStore::new();
         let claim = |now_ms: i64, hash: &str| Claim {
+            owner: format!("invocation-{now_ms}"),
             key: "k".into(),
             payload_hash: hash.into(),
             now_ms,

@@ -41,6 +41,9 @@ pub struct IdempotencyRecord {
     /// While `COMPLETED`: the handler's serialized result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// The claim that wrote it: tells an invocation its own hold from another's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// What an invocation asks of the store for one message.
@@ -50,6 +53,8 @@ pub struct Claim {
     pub key: String,
     /// SHA-256 (hex) of the canonical payload.
     pub payload_hash: String,
+    /// Unique per claim: an SDK retry of a write that did succeed finds its own hold.
+    pub owner: String,
     /// Now, in epoch milliseconds (passed in so the decision is testable).
     pub now_ms: i64,
     /// When a completed record expires (epoch seconds).
@@ -69,6 +74,7 @@ impl Claim {
                 .then_some(self.in_progress_until),
             payload_hash: self.payload_hash.clone(),
             result: result.map(str::to_owned),
+            owner: Some(self.owner.clone()),
         }
     }
 
@@ -117,6 +123,12 @@ pub(crate) fn existing_outcome(
             key: claim.key.clone(),
         });
     }
+    // Our own hold (the SDK retried an acquire whose first attempt went through): ours to run.
+    if existing.status == Status::InProgress
+        && existing.owner.as_deref() == Some(claim.owner.as_str())
+    {
+        return Ok(Acquired::Started);
+    }
     Ok(match existing.status {
         Status::Completed => Acquired::Completed(existing.result.clone().unwrap_or_default()),
         Status::InProgress => Acquired::InProgress {
@@ -131,6 +143,7 @@ mod tests {
 
     fn claim(now_ms: i64) -> Claim {
         Claim {
+            owner: "me".into(),
             key: "f#1".into(),
             payload_hash: "h".into(),
             now_ms,
@@ -150,6 +163,23 @@ mod tests {
         let completed = claim(1_000).record(Status::Completed, Some("{}"));
         assert!(claim(5_000_000).is_blocked_by(&completed));
         assert!(!claim(10_000_001).is_blocked_by(&completed), "expired");
+    }
+
+    #[test]
+    fn an_own_hold_is_started_and_another_one_is_in_progress() {
+        let held = claim(1_000).record(Status::InProgress, None);
+        assert_eq!(
+            existing_outcome(&claim(1_100), &held),
+            Ok(Acquired::Started)
+        );
+        let other = Claim {
+            owner: "someone else".into(),
+            ..claim(1_100)
+        };
+        assert_eq!(
+            existing_outcome(&other, &held),
+            Ok(Acquired::InProgress { until_ms: 1_500 })
+        );
     }
 
     #[test]

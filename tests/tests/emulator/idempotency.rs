@@ -70,6 +70,7 @@ async fn store(aws: &Emulator) -> (DynamoIdempotencyStore, String) {
 
 fn claim(event: &Event, now_ms: i64, expires_at: i64, in_progress_until: i64) -> Claim {
     Claim {
+        owner: format!("invocation-{now_ms}"),
         key: format!("payment#{}", event.event_id),
         payload_hash: payload_hash(event),
         now_ms,
@@ -473,4 +474,33 @@ async fn follow_ups_carry_the_flow_and_a_duplicate_republishes_the_same_event() 
     assert_eq!(first.correlation_id, placed.correlation_id);
     assert_eq!(first.causation_id, Some(placed.event_id.to_string()));
     assert_eq!(first.source, "payment");
+}
+
+#[tokio::test]
+async fn a_retried_acquire_finds_its_own_hold_and_only_the_holder_releases_it() {
+    let aws = emulator().await;
+    let (store, table) = store(&aws).await;
+    let event = order_event("ord-own", "SKU-1", 1);
+    let now = now_ms();
+    let mine = claim(&event, now, now / 1000 + 3600, now + 60_000);
+    // The SDK retries a PutItem whose first attempt went through: the hold is ours.
+    assert_eq!(store.acquire(&mine).await.unwrap(), Acquired::Started);
+    assert_eq!(store.acquire(&mine).await.unwrap(), Acquired::Started);
+    // Another invocation sees it in progress, and cannot release it.
+    let theirs = Claim {
+        owner: "another-invocation".into(),
+        ..mine.clone()
+    };
+    assert!(matches!(
+        store.acquire(&theirs).await.unwrap(),
+        Acquired::InProgress { .. }
+    ));
+    store.release(&theirs).await.unwrap();
+    let key = format!("payment#{}", event.event_id);
+    assert_eq!(
+        stored_status(&aws, &table, &key).await.as_deref(),
+        Some("INPROGRESS")
+    );
+    store.release(&mine).await.unwrap();
+    assert_eq!(stored_status(&aws, &table, &key).await, None);
 }
