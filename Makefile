@@ -68,9 +68,10 @@ test: venv lint lint-infra build ## Lint code and template, build, then every te
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
 
 # The emulator tests against LocalStack (no Docker; needs Python >= 3.13, e.g. from pyenv).
-# SNS and SQS only: the DynamoDB tests (idempotency::) need moto. LocalStack's PublishBatch
-# never fails a single entry, so the per-entry rejection test cannot run there.
-LOCALSTACK_SKIPS := --skip idempotency:: --skip an_entry_the_service_rejects
+# SNS and SQS only: the tests that need DynamoDB (idempotency::, services::, flow::) run on moto.
+# LocalStack's PublishBatch never fails a single entry, so the per-entry rejection test cannot
+# run there.
+LOCALSTACK_SKIPS := --skip idempotency:: --skip services:: --skip flow:: --skip an_entry_the_service_rejects
 test-localstack: venv build ## The emulator tests against a private LocalStack (optional)
 	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator -- $(LOCALSTACK_SKIPS)
 
