@@ -29,6 +29,17 @@ pub enum EnvError {
     },
 }
 
+/// A function's configuration, read from its environment (the template sets it all).
+pub trait FromVars: Sized {
+    /// Reads the configuration from `vars`.
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError>;
+
+    /// Reads the configuration from the process environment.
+    fn from_env() -> Result<Self, EnvError> {
+        Self::from_vars(&Vars::process())
+    }
+}
+
 /// `Debug` says what `Display` says: a function's `main` returns this error, and the runtime
 /// prints it with `Debug` as the init error Lambda shows.
 impl std::fmt::Debug for EnvError {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use orderflow::env::Vars;
+use orderflow::env::{FromVars, Vars};
 use serde_yaml_ng::{Mapping, Value};
 
 fn template() -> Value {

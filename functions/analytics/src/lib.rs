@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{EventData, OrderCancelled, OrderConfirmed, OrderPlaced};
 
 pub use counters::{CounterUpdate, updates};
@@ -29,14 +29,8 @@ pub struct Config {
     pub analytics_table: String,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             consumer: ConsumerEnv::from_vars(vars)?,
             analytics_table: vars.required("ANALYTICS_TABLE")?,

@@ -1,6 +1,7 @@
 //! The analytics service's Lambda.
 
 use analytics::{Config, consumer};
+use orderflow::env::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -9,7 +9,7 @@ pub mod store;
 use std::sync::Arc;
 
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderPlaced};
 use tracing::info;
 
@@ -28,14 +28,8 @@ pub struct Config {
     pub inventory_table: String,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             consumer: ConsumerEnv::from_vars(vars)?,
             inventory_table: vars.required("INVENTORY_TABLE")?,

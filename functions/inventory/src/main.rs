@@ -1,6 +1,7 @@
 //! The inventory service's Lambda: reserves stock for placed orders, releases it for cancelled ones.
 
 use inventory::{Config, consumer};
+use orderflow::env::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use orderflow::Event;
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{OrderCancelled, OrderConfirmed, OrderPlaced};
 
 pub use compose::Email;
@@ -27,14 +27,8 @@ pub struct Config {
     pub notifications_table: String,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             consumer: ConsumerEnv::from_vars(vars)?,
             notifications_table: vars.required("NOTIFICATIONS_TABLE")?,

@@ -1,6 +1,7 @@
 //! The notification service's Lambda.
 
 use notification::{Config, consumer};
+use orderflow::env::FromVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -106,9 +106,16 @@ async fn create(
 async fn view(order_id: &str, repository: &dyn OrderRepository) -> ApiGatewayV2httpResponse {
     match repository.view(order_id).await {
         Ok(Some((order, history))) => {
-            let mut body = serde_json::to_value(&order).unwrap_or(Value::Null);
-            body["history"] = serde_json::to_value(history).unwrap_or(Value::Null);
-            respond(200, &body)
+            match (serde_json::to_value(&order), serde_json::to_value(history)) {
+                (Ok(mut body), Ok(history)) => {
+                    body["history"] = history;
+                    respond(200, &body)
+                }
+                (Err(err), _) | (_, Err(err)) => {
+                    error!(%err, order_id, "order cannot be shown");
+                    respond(500, &json!({"message": "the order cannot be shown"}))
+                }
+            }
         }
         Ok(None) => respond(
             404,

@@ -17,7 +17,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{
     EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed,
     PaymentFailed, PaymentProcessed,
@@ -39,14 +39,8 @@ pub struct Config {
     pub orders_table: String,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             consumer: ConsumerEnv::from_vars(vars)?,
             orders_table: vars.required("ORDERS_TABLE")?,

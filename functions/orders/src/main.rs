@@ -1,5 +1,6 @@
 //! The order service's Lambda: the HTTP API and the saga consumer in one function.
 
+use orderflow::env::FromVars;
 use std::sync::Arc;
 
 use lambda_runtime::{LambdaEvent, service_fn};

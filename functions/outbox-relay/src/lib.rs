@@ -12,7 +12,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_dynamodb::types::AttributeValue;
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::{Event, Publisher};
 use tracing::{error, info, warn};
 
@@ -25,14 +25,8 @@ pub struct Config {
     pub events_topic_arn: String,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             orders_table: vars.required("ORDERS_TABLE")?,
             events_topic_arn: vars.required(orderflow::env::vars::EVENTS_TOPIC_ARN)?,

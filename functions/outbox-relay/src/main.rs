@@ -1,5 +1,6 @@
 //! The outbox relay's Lambda: the orders table's stream in, SNS out.
 
+use orderflow::env::FromVars;
 use std::sync::Arc;
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;

@@ -9,7 +9,7 @@ pub mod store;
 use std::sync::Arc;
 
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
-use orderflow::env::{EnvError, Vars};
+use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{OrderCancelled, OrderPlaced, PaymentFailed, PaymentProcessed};
 use rust_decimal::Decimal;
 use tracing::info;
@@ -31,14 +31,8 @@ pub struct Config {
     pub amount_limit: Decimal,
 }
 
-impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_env() -> Result<Self, EnvError> {
-        Self::from_vars(&Vars::process())
-    }
-
-    /// Reads the configuration from `vars`.
-    pub fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
+impl FromVars for Config {
+    fn from_vars(vars: &Vars) -> Result<Self, EnvError> {
         Ok(Config {
             consumer: ConsumerEnv::from_vars(vars)?,
             payments_table: vars.required("PAYMENTS_TABLE")?,

@@ -1,5 +1,6 @@
 //! The payment service's Lambda: charges placed orders, refunds cancelled ones.
 
+use orderflow::env::FromVars;
 use payment::{Config, consumer};
 
 #[tokio::main]

@@ -157,9 +157,11 @@ impl Idempotency {
 /// same id and the same data is the same event. Whitespace, key order and unknown fields of the
 /// original JSON do not matter, because the hash is of the decoded, re-encoded payload.
 pub fn payload_hash(event: &Event) -> String {
+    // Serializing a decoded payload cannot fail (no maps with non-string keys); were it to,
+    // hash the event id rather than an empty document, so two events never share a hash.
     let canonical =
         serde_json::to_vec(&(event.event_type(), event.event_version(), &event.payload))
-            .unwrap_or_default();
+            .unwrap_or_else(|_| event.event_id.as_bytes().to_vec());
     let digest = Sha256::digest(&canonical);
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

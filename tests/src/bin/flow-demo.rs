@@ -19,13 +19,12 @@ async fn main() {
     println!("orderflow on the emulator at {}\n", aws.endpoint);
     let mut flow = Flow::new(aws.clone()).await;
     println!("topic      {}", flow.topic);
-    for (name, (queue, dlq)) in &flow.queues {
+    for (name, (_, dlq)) in &flow.queues {
         let filter = subscribed_types(&flow, name);
         println!(
             "queue      {name:<13} <- {filter}   (DLQ {})",
             dlq.arn.rsplit(':').next().unwrap_or_default()
         );
-        let _ = queue;
     }
     let store = inventory::DynamoInventoryStore::new(aws.dynamodb.clone(), &flow.tables.inventory);
     for (sku, units) in [("SKU-MUG", 10), ("SKU-TEA", 10), ("SKU-RARE", 1)] {
