@@ -3,10 +3,91 @@
 use std::collections::HashMap;
 
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use super::PublishError;
 use crate::event::{Event, EventError, MAX_MESSAGE_BYTES};
+
+/// An event as it travels: its JSON exactly, and the envelope fields SNS needs for message
+/// attributes and FIFO ids. The publisher sends `body` byte for byte.
+///
+/// [`EncodedEvent::encode`] makes one from an [`Event`] (validated). The outbox relay reads one
+/// back from a stored row with [`EncodedEvent::from_json`], which reads only the envelope, so
+/// a row written by a newer writer (an optional field this code does not know, a later
+/// `eventVersion`) is forwarded exactly as it was written.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct EncodedEvent {
+    /// `eventId`.
+    pub event_id: Uuid,
+    /// `eventType`, as written.
+    pub event_type: String,
+    /// `eventVersion`, as written.
+    pub event_version: u32,
+    /// `correlationId`.
+    pub correlation_id: String,
+    /// `aggregateId`: the FIFO message group.
+    pub aggregate_id: String,
+    /// The whole JSON document.
+    pub body: String,
+}
+
+/// The envelope fields of an encoded event; nothing else is read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Header {
+    event_id: Uuid,
+    event_type: String,
+    event_version: u32,
+    correlation_id: String,
+    aggregate_id: String,
+}
+
+impl EncodedEvent {
+    /// Validates and encodes `event`.
+    pub fn encode(event: &Event) -> Result<Self, EventError> {
+        Ok(EncodedEvent {
+            event_id: event.event_id,
+            event_type: event.event_type().as_str().to_owned(),
+            event_version: event.event_version(),
+            correlation_id: event.correlation_id.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            body: event.encode()?,
+        })
+    }
+
+    /// Reads the envelope of an encoded event, leaving `body` exactly as it is. Refuses a
+    /// document that is not JSON, is too large, or lacks an envelope field; the payload is not
+    /// judged (a newer writer's event is forwarded, not refused).
+    pub fn from_json(body: String) -> Result<Self, EventError> {
+        if body.len() > MAX_MESSAGE_BYTES {
+            return Err(EventError::TooLarge {
+                size: body.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        let mut deserializer = serde_json::Deserializer::from_str(&body);
+        let header: Header = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(|err| EventError::from_serde(err, ""))?;
+        for (field, value) in [
+            ("eventType", &header.event_type),
+            ("correlationId", &header.correlation_id),
+            ("aggregateId", &header.aggregate_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(EventError::invalid(field, "must not be empty"));
+            }
+        }
+        Ok(EncodedEvent {
+            event_id: header.event_id,
+            event_type: header.event_type,
+            event_version: header.event_version,
+            correlation_id: header.correlation_id,
+            aggregate_id: header.aggregate_id,
+            body,
+        })
+    }
+}
 
 /// Name of the message attribute holding `eventType`; subscriptions filter on it.
 pub const ATTR_EVENT_TYPE: &str = "eventType";
@@ -31,27 +112,22 @@ pub(crate) struct PreparedEntry {
 }
 
 impl PreparedEntry {
-    /// Validates and encodes `event`; refuses it if body plus attributes exceed SNS's limit.
-    pub(crate) fn new(index: usize, event: &Event, fifo: bool) -> Result<Self, PublishError> {
-        let invalid = |source| PublishError::Invalid {
-            event_id: event.event_id,
-            source,
-        };
-        let body = event.encode().map_err(invalid)?;
+    /// Makes `event` ready for SNS; refuses it if body plus attributes exceed SNS's limit.
+    pub(crate) fn new(
+        index: usize,
+        event: &EncodedEvent,
+        fifo: bool,
+    ) -> Result<Self, PublishError> {
         let entry = PreparedEntry {
             index,
             event_id: event.event_id,
-            body,
+            body: event.body.clone(),
             attributes: vec![
-                (
-                    ATTR_EVENT_TYPE,
-                    "String",
-                    event.event_type().as_str().to_owned(),
-                ),
+                (ATTR_EVENT_TYPE, "String", event.event_type.clone()),
                 (
                     ATTR_EVENT_VERSION,
                     "Number",
-                    event.event_version().to_string(),
+                    event.event_version.to_string(),
                 ),
                 (ATTR_CORRELATION_ID, "String", event.correlation_id.clone()),
             ],
@@ -60,10 +136,13 @@ impl PreparedEntry {
         };
         let size = entry.size();
         if size > MAX_MESSAGE_BYTES {
-            return Err(invalid(EventError::TooLarge {
-                size,
-                limit: MAX_MESSAGE_BYTES,
-            }));
+            return Err(PublishError::Invalid {
+                event_id: event.event_id,
+                source: EventError::TooLarge {
+                    size,
+                    limit: MAX_MESSAGE_BYTES,
+                },
+            });
         }
         Ok(entry)
     }

@@ -29,6 +29,19 @@ pub enum PublishError {
         /// How many times it was sent.
         attempts: u32,
     },
+    /// Not sent: an earlier event of its FIFO message group failed, and sending this one would
+    /// put it ahead of that one.
+    #[error(
+        "event {event_id} was not sent: it follows event {behind} in its message group, which was not published"
+    )]
+    HeldBack {
+        /// The event's id.
+        event_id: Uuid,
+        /// The earlier event of the group that failed.
+        behind: Uuid,
+        /// Whether the earlier one's failure may pass (then so may this one's).
+        retryable: bool,
+    },
     /// The request did not get an answer about this message (network, timeout, 5xx, throttled
     /// request).
     #[error("publishing event {event_id} failed after {attempts} attempt(s): {message}")]
@@ -49,9 +62,9 @@ impl PublishError {
     pub fn is_retryable(&self) -> bool {
         match self {
             PublishError::Invalid { .. } => false,
-            PublishError::Rejected { retryable, .. } | PublishError::Request { retryable, .. } => {
-                *retryable
-            }
+            PublishError::Rejected { retryable, .. }
+            | PublishError::Request { retryable, .. }
+            | PublishError::HeldBack { retryable, .. } => *retryable,
         }
     }
 
@@ -60,7 +73,8 @@ impl PublishError {
         match self {
             PublishError::Invalid { event_id, .. }
             | PublishError::Rejected { event_id, .. }
-            | PublishError::Request { event_id, .. } => *event_id,
+            | PublishError::Request { event_id, .. }
+            | PublishError::HeldBack { event_id, .. } => *event_id,
         }
     }
 }

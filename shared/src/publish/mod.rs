@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
-pub use entry::{ATTR_CORRELATION_ID, ATTR_EVENT_TYPE, ATTR_EVENT_VERSION};
+pub use entry::{ATTR_CORRELATION_ID, ATTR_EVENT_TYPE, ATTR_EVENT_VERSION, EncodedEvent};
 pub use error::PublishError;
 pub use plan::{MAX_BATCH_BYTES, MAX_BATCH_ENTRIES};
 pub use retry::RetryPolicy;
@@ -111,7 +111,11 @@ impl Publisher {
 
     /// Validates and publishes one event with the Publish API, retrying retryable failures.
     pub async fn publish(&self, event: &Event) -> Result<Published, PublishError> {
-        let entry = PreparedEntry::new(0, event, self.is_fifo())?;
+        let encoded = EncodedEvent::encode(event).map_err(|source| PublishError::Invalid {
+            event_id: event.event_id,
+            source,
+        })?;
+        let entry = PreparedEntry::new(0, &encoded, self.is_fifo())?;
         let mut delays = self.retry.delays();
         let mut attempts = 0;
         loop {
@@ -148,39 +152,80 @@ impl Publisher {
 
     /// Validates and publishes many events with PublishBatch.
     ///
-    /// Invalid events are reported and never sent; the rest go out in requests of at most
-    /// [`MAX_BATCH_ENTRIES`] entries and [`MAX_BATCH_BYTES`] bytes. Entries SNS fails for a
-    /// retryable reason (throttling, internal errors, a failed request) are sent again, alone,
-    /// with exponential backoff and jitter; an entry SNS accepted is never sent again. On a FIFO
-    /// topic, once an entry of a message group fails, later entries of that group wait for the
-    /// retry so the group's order holds.
+    /// Invalid events are reported and never sent; the rest go out as
+    /// [`Publisher::publish_encoded`] sends them.
     pub async fn publish_batch(&self, events: &[Event]) -> BatchReport {
+        let encoded: Vec<Result<EncodedEvent, PublishError>> = events
+            .iter()
+            .map(|event| {
+                EncodedEvent::encode(event).map_err(|source| PublishError::Invalid {
+                    event_id: event.event_id,
+                    source,
+                })
+            })
+            .collect();
+        self.publish_all(encoded).await
+    }
+
+    /// Publishes already encoded events with PublishBatch, each body byte for byte.
+    ///
+    /// They go out in requests of at most [`MAX_BATCH_ENTRIES`] entries and
+    /// [`MAX_BATCH_BYTES`] bytes. Entries SNS fails for a retryable reason (throttling, internal
+    /// errors, a failed request) are sent again, alone, with exponential backoff and jitter; an
+    /// entry SNS accepted is never sent again. On a FIFO topic a request carries one entry per
+    /// message group, and once an entry of a group fails, every later entry of that group waits
+    /// for its retry, or, if it fails for good, is not sent at all and reported
+    /// [`PublishError::HeldBack`]: a group's order holds.
+    pub async fn publish_encoded(&self, events: &[EncodedEvent]) -> BatchReport {
+        self.publish_all(events.iter().cloned().map(Ok).collect())
+            .await
+    }
+
+    async fn publish_all(&self, events: Vec<Result<EncodedEvent, PublishError>>) -> BatchReport {
         let fifo = self.is_fifo();
         let mut results: Vec<Option<Result<Published, PublishError>>> = vec![None; events.len()];
         let mut pending = Vec::new();
         for (index, event) in events.iter().enumerate() {
-            match PreparedEntry::new(index, event, fifo) {
+            match event
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|e| PreparedEntry::new(index, e, fifo))
+            {
                 Ok(entry) => pending.push(entry),
                 Err(err) => results[index] = Some(Err(err)),
             }
         }
 
+        // FIFO groups whose entry failed for good in this call: (that entry, was it retryable).
+        let mut failed_groups: HashMap<String, (Uuid, bool)> = HashMap::new();
         let mut delays = self.retry.delays();
         let mut requests = 0;
         let mut attempt = 1;
         while !pending.is_empty() {
             let may_retry = attempt < self.retry.max_attempts;
             let mut retry_later = Vec::new();
+            // Groups with an entry waiting for a retry in this round.
             let mut stalled_groups = HashSet::new();
-            let sizes: Vec<usize> = pending.iter().map(PreparedEntry::size).collect();
-            for range in plan::plan_requests(&sizes) {
-                let (send, wait): (Vec<_>, Vec<_>) =
-                    pending[range].iter().cloned().partition(|e| {
-                        e.group_id
-                            .as_ref()
-                            .is_none_or(|g| !stalled_groups.contains(g))
-                    });
-                retry_later.extend(wait);
+            let shape: Vec<(usize, Option<&str>)> = pending
+                .iter()
+                .map(|e| (e.size(), e.group_id.as_deref()))
+                .collect();
+            for range in plan::plan_requests(&shape) {
+                let mut send = Vec::new();
+                for entry in &pending[range] {
+                    let group = entry.group_id.as_deref();
+                    if let Some(&(behind, retryable)) = group.and_then(|g| failed_groups.get(g)) {
+                        results[entry.index] = Some(Err(PublishError::HeldBack {
+                            event_id: entry.event_id,
+                            behind,
+                            retryable,
+                        }));
+                    } else if group.is_some_and(|g| stalled_groups.contains(g)) {
+                        retry_later.push(entry.clone());
+                    } else {
+                        send.push(entry.clone());
+                    }
+                }
                 if send.is_empty() {
                     continue;
                 }
@@ -193,7 +238,13 @@ impl Publisher {
                             stalled_groups.extend(entry.group_id.clone());
                             retry_later.push(entry);
                         }
-                        Err(err) => results[entry.index] = Some(Err(with_attempts(err, attempt))),
+                        Err(err) => {
+                            if let Some(group) = &entry.group_id {
+                                failed_groups
+                                    .insert(group.clone(), (entry.event_id, err.is_retryable()));
+                            }
+                            results[entry.index] = Some(Err(with_attempts(err, attempt)));
+                        }
                     }
                 }
             }
@@ -215,12 +266,12 @@ impl Publisher {
 
         let results = results
             .into_iter()
-            .zip(events)
+            .zip(&events)
             .map(|(result, event)| {
                 // Every prepared entry ends with a result; this only guards the invariant.
                 result.unwrap_or_else(|| {
                     Err(PublishError::Request {
-                        event_id: event.event_id,
+                        event_id: event.as_ref().map(|e| e.event_id).unwrap_or_default(),
                         message: "no outcome was recorded".to_owned(),
                         retryable: true,
                         attempts: attempt,
@@ -364,7 +415,7 @@ fn with_attempts(err: PublishError, total: u32) -> PublishError {
             retryable,
             attempts: total,
         },
-        invalid @ PublishError::Invalid { .. } => invalid,
+        unsent @ (PublishError::Invalid { .. } | PublishError::HeldBack { .. }) => unsent,
     }
 }
 

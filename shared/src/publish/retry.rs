@@ -43,22 +43,10 @@ impl RetryPolicy {
     }
 }
 
-/// SNS error codes that mean "not now" rather than "not this".
-const RETRYABLE_CODES: &[&str] = &[
-    "Throttled",
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "KMSThrottling",
-    "InternalError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "RequestTimeout",
-];
-
-/// Whether a failed PublishBatch entry may succeed if sent again.
+/// Whether a failed PublishBatch entry may succeed if sent again: SNS's own fault, or a
+/// throttling or internal-error code even when SNS blames the sender.
 pub(crate) fn entry_is_retryable(code: &str, sender_fault: bool) -> bool {
-    !sender_fault || RETRYABLE_CODES.contains(&code)
+    !sender_fault || crate::aws::is_transient_code(code)
 }
 
 /// A failed request, reduced to what the publisher reports.
@@ -77,7 +65,7 @@ where
     RequestFailure {
         code: err.code().map(str::to_owned),
         message: crate::aws::error_chain(err),
-        retryable: crate::aws::is_retryable(err, RETRYABLE_CODES),
+        retryable: crate::aws::is_transient(err),
     }
 }
 

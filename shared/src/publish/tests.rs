@@ -353,39 +353,161 @@ async fn an_oversized_request_rejected_whole_is_reported_for_every_entry() {
     }
 }
 
+/// `n` events on a FIFO topic alternating between orders A (even indexes) and B (odd).
+fn alternating_orders(n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut event = examples::order_placed();
+            let order_id = if i % 2 == 0 { "ord-A" } else { "ord-B" };
+            event.aggregate_id = order_id.into();
+            if let EventPayload::OrderPlaced(order) = &mut event.payload {
+                order.order_id = order_id.into();
+            }
+            event
+        })
+        .collect()
+}
+
 #[tokio::test]
-async fn fifo_group_waits_behind_its_failed_entry() {
-    // GIVEN 12 events alternating between orders A (even) and B (odd) on a FIFO topic
-    let mut input = Vec::new();
-    for i in 0..12 {
-        let mut event = examples::order_placed();
-        let order_id = if i % 2 == 0 { "ord-A" } else { "ord-B" };
-        event.aggregate_id = order_id.into();
-        if let EventPayload::OrderPlaced(order) = &mut event.payload {
-            order.order_id = order_id.into();
-        }
-        input.push(event);
-    }
+async fn a_fifo_request_carries_one_entry_per_message_group() {
     let (publisher, client) = publisher(
         FIFO_TOPIC,
-        vec![
-            // WHEN e2 (order A) fails in the first request
-            batch_response(&[0, 1, 3, 4, 5, 6, 7, 8, 9], &[(2, "InternalError", false)]),
-            batch_response(&[11], &[]),
-            batch_response(&[2, 10], &[]),
-        ],
+        vec![batch_response(&[0, 1], &[]), batch_response(&[2, 3], &[])],
     );
-    let report = publisher.publish_batch(&input).await;
+    let report = publisher.publish_batch(&alternating_orders(4)).await;
     assert!(report.is_complete());
-    // THEN e10 (order A) is held back from the second request and follows e2 in the retry
     let forms = sent_forms(&client);
-    assert_eq!(entry_ids(&forms[1]), ["e11"]);
-    assert_eq!(entry_ids(&forms[2]), ["e2", "e10"]);
+    assert_eq!(entry_ids(&forms[0]), ["e0", "e1"]);
+    assert_eq!(entry_ids(&forms[1]), ["e2", "e3"]);
     assert_eq!(
         param(
-            &forms[2],
+            &forms[1],
             "PublishBatchRequestEntries.member.1.MessageGroupId"
         ),
         Some("ord-A")
     );
+}
+
+#[tokio::test]
+async fn a_fifo_group_waits_behind_its_retryable_failure() {
+    let (publisher, client) = publisher(
+        FIFO_TOPIC,
+        vec![
+            // WHEN e0 (order A) fails for a retryable reason in the first request
+            batch_response(&[1], &[(0, "InternalError", false)]),
+            batch_response(&[3], &[]),
+            batch_response(&[0], &[]),
+            batch_response(&[2], &[]),
+        ],
+    );
+    let report = publisher.publish_batch(&alternating_orders(4)).await;
+    assert!(report.is_complete(), "{:?}", report.results);
+    // THEN e2 (order A) is held back from the second request and follows e0's retry
+    let forms = sent_forms(&client);
+    let requests: Vec<Vec<String>> = forms.iter().map(|f| entry_ids(f)).collect();
+    assert_eq!(
+        requests,
+        [vec!["e0", "e1"], vec!["e3"], vec!["e0"], vec!["e2"]]
+    );
+}
+
+#[tokio::test]
+async fn a_fifo_entry_that_fails_for_good_holds_back_every_later_entry_of_its_group() {
+    // GIVEN six events alternating between orders A and B on a FIFO topic
+    let input = alternating_orders(6);
+    let (publisher, client) = publisher(
+        FIFO_TOPIC,
+        vec![
+            // WHEN e0 (order A) is rejected for good
+            batch_response(&[1], &[(0, "InvalidParameter", true)]),
+            batch_response(&[3], &[]),
+            batch_response(&[5], &[]),
+        ],
+    );
+    let report = publisher.publish_batch(&input).await;
+    // THEN A's later events are never sent and are reported held back behind e0; B's go out
+    let sent: Vec<Vec<String>> = sent_forms(&client).iter().map(|f| entry_ids(f)).collect();
+    assert_eq!(sent, [vec!["e0", "e1"], vec!["e3"], vec!["e5"]]);
+    for i in [2, 4] {
+        assert!(
+            matches!(&report.results[i], Err(PublishError::HeldBack { behind, retryable: false, .. }) if *behind == input[0].event_id),
+            "{i}: {:?}",
+            report.results[i]
+        );
+    }
+    assert!(report.results[0].is_err());
+    assert!([1, 3, 5].iter().all(|i| report.results[*i].is_ok()));
+}
+
+#[tokio::test]
+async fn a_fifo_entry_out_of_attempts_holds_back_its_group_too() {
+    let input = alternating_orders(3);
+    let (publisher, client) = publisher(
+        FIFO_TOPIC,
+        vec![
+            batch_response(&[1], &[(0, "Throttled", true)]),
+            batch_response(&[], &[(0, "Throttled", true)]),
+            batch_response(&[], &[(0, "Throttled", true)]),
+        ],
+    );
+    let report = publisher.publish_batch(&input).await;
+    // Three attempts of e0 (the policy's maximum); e2, behind it, is never sent.
+    let sent: Vec<Vec<String>> = sent_forms(&client).iter().map(|f| entry_ids(f)).collect();
+    assert_eq!(sent, [vec!["e0", "e1"], vec!["e0"], vec!["e0"]]);
+    assert!(
+        matches!(
+            &report.results[0],
+            Err(PublishError::Rejected {
+                attempts: 3,
+                retryable: true,
+                ..
+            })
+        ),
+        "{:?}",
+        report.results[0]
+    );
+    assert!(matches!(
+        &report.results[2],
+        Err(PublishError::HeldBack {
+            retryable: true,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn encoded_events_are_published_byte_for_byte_with_their_own_attributes() {
+    // A newer writer's event: a field this code does not know, a version it does not read.
+    let body = r#"{"eventId":"0b8f2f7e-8f7e-4c55-9a51-8d6a3f7c1a10","eventType":"OrderPlaced","eventVersion":3,"occurredAt":"2026-11-23T10:00:00Z","aggregateId":"ord-9","correlationId":"corr-9","source":"orders","data":{"orderId":"ord-9","giftWrap":true}}"#;
+    let encoded = EncodedEvent::from_json(body.to_owned()).unwrap();
+    assert_eq!(encoded.event_version, 3);
+    let (publisher, client) = publisher(TOPIC, vec![batch_response(&[0], &[])]);
+    let report = publisher.publish_encoded(&[encoded]).await;
+    assert!(report.is_complete());
+    let form = &sent_forms(&client)[0];
+    assert_eq!(
+        param(form, "PublishBatchRequestEntries.member.1.Message"),
+        Some(body)
+    );
+    let attributes: Vec<(&str, &str)> = (1..=3)
+        .map(|n| {
+            let at = |f: &str| {
+                param(
+                    form,
+                    &format!("PublishBatchRequestEntries.member.1.MessageAttributes.entry.{n}.{f}"),
+                )
+                .unwrap()
+            };
+            (at("Name"), at("Value.StringValue"))
+        })
+        .collect();
+    assert!(
+        attributes.contains(&("eventVersion", "3")),
+        "{attributes:?}"
+    );
+    assert!(
+        attributes.contains(&("correlationId", "corr-9")),
+        "{attributes:?}"
+    );
+    assert!(EncodedEvent::from_json("{\"eventId\": 1}".into()).is_err());
 }
