@@ -11,12 +11,14 @@
 //! - [`idempotency`]: effects once, through DynamoDB conditional writes.
 //! - `lambda` (feature `lambda`): running a consumer under the Lambda runtime.
 //! - [`env`]: reading a function's configuration from the environment the template sets.
-//! - [`aws`]: the one place an `SdkConfig` is built.
+//! - [`aws`]: the one place an `SdkConfig` is built and SDK errors are classified.
+//! - [`error`]: [`Classify`], what every error says about itself (can a retry help?).
 //! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
 
 pub mod aws;
 pub mod consume;
 pub mod env;
+pub mod error;
 pub mod event;
 pub mod idempotency;
 #[cfg(feature = "lambda")]
@@ -25,5 +27,6 @@ pub mod publish;
 pub mod sns;
 pub mod telemetry;
 
+pub use error::Classify;
 pub use event::{Event, EventError, EventPayload, EventType};
 pub use publish::{PublishError, Publisher};

@@ -432,9 +432,9 @@ fn unwrap(message: &Message) -> Received {
                 .map(|(k, v)| (k.clone(), (v.data_type.clone(), v.value.clone())))
                 .collect(),
         ),
-        SqsBody::Raw(raw) => (
+        SqsBody::Control(_) | SqsBody::Raw(_) => (
             false,
-            raw.to_owned(),
+            body.clone(),
             message
                 .message_attributes()
                 .map(|a| {

@@ -15,15 +15,34 @@ pub enum RecordError {
     /// No handler for this event type, and the consumer is strict.
     #[error("this consumer has no handler for {0}")]
     Unhandled(EventType),
-    /// The handler said retrying cannot help.
-    #[error("handler failed permanently: {0}")]
-    Permanent(String),
-    /// The handler said retrying may help.
-    #[error("handler failed: {0}")]
-    Transient(String),
-    /// The handler panicked.
-    #[error("handler panicked: {0}")]
+    /// An SNS control message (a subscription or unsubscription confirmation) reached the
+    /// queue instead of an event: the subscription is not confirmed, or was removed.
+    #[error(
+        "an SNS {message_type} for topic {topic_arn} reached the queue, not an event; confirm or remove the subscription (SubscribeURL in the body)"
+    )]
+    SnsControlMessage {
+        /// `SubscriptionConfirmation` or `UnsubscribeConfirmation`.
+        message_type: String,
+        /// The topic it is about.
+        topic_arn: String,
+    },
+    /// The handler failed; it said whether retrying can help.
+    #[error("handler failed: {message}")]
+    Handler {
+        /// The handler's name for the failure (`HandlerPermanent`, `AwsPermanent`, …).
+        kind: &'static str,
+        /// The error and its causes.
+        message: String,
+        /// Whether a retry may succeed.
+        retryable: bool,
+    },
+    /// Processing the record panicked (decoding, idempotency, the handler or publishing).
+    #[error("processing panicked: {0}")]
     Panic(String),
+    /// The invocation's deadline came before the record finished; it is returned for a retry
+    /// so the batch answers in time.
+    #[error("the invocation's deadline came before the record finished")]
+    DeadlineExceeded,
     /// Another invocation is processing the same event right now.
     #[error("`{key}` is being processed by another invocation")]
     InProgress {
@@ -53,15 +72,16 @@ impl RecordError {
     /// Whether the record should come back later (true) or go to the DLQ now (false).
     pub fn is_retryable(&self) -> bool {
         match self {
-            RecordError::Transient(_) | RecordError::Panic(_) | RecordError::InProgress { .. } => {
-                true
-            }
+            RecordError::Panic(_)
+            | RecordError::InProgress { .. }
+            | RecordError::DeadlineExceeded => true,
+            RecordError::Handler { retryable, .. } => *retryable,
             RecordError::Idempotency(err) => err.is_retryable(),
             RecordError::Publish { retryable, .. } => *retryable,
             RecordError::EmptyBody
             | RecordError::Decode(_)
             | RecordError::Unhandled(_)
-            | RecordError::Permanent(_)
+            | RecordError::SnsControlMessage { .. }
             | RecordError::Misconfigured(_) => false,
         }
     }
@@ -72,9 +92,16 @@ impl RecordError {
             RecordError::EmptyBody => "EmptyBody",
             RecordError::Decode(err) => err.kind(),
             RecordError::Unhandled(_) => "UnhandledEventType",
-            RecordError::Permanent(_) => "HandlerPermanent",
-            RecordError::Transient(_) => "HandlerTransient",
-            RecordError::Panic(_) => "HandlerPanic",
+            RecordError::SnsControlMessage { message_type, .. } => {
+                if message_type == "UnsubscribeConfirmation" {
+                    "SnsUnsubscribeConfirmation"
+                } else {
+                    "SnsSubscriptionConfirmation"
+                }
+            }
+            RecordError::Handler { kind, .. } => kind,
+            RecordError::Panic(_) => "Panic",
+            RecordError::DeadlineExceeded => "DeadlineExceeded",
             RecordError::InProgress { .. } => "InProgress",
             RecordError::Idempotency(err) => err.kind(),
             RecordError::Publish { .. } => "PublishFailed",

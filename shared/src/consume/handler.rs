@@ -8,28 +8,74 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 
+use crate::error::Classify;
 use crate::event::{Event, EventData, EventPayload};
 
-/// An error a handler returns, classified by the handler itself.
+/// The error type a handler's own errors are boxed into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// An error a handler returns: what went wrong, a short stable `kind` (the DLQ's `errorKind`),
+/// and whether retrying the message later can help.
+///
+/// A handler's typed error converts with `?` when it implements [`Classify`]; a one-off reason
+/// uses [`HandlerError::permanent`] or [`HandlerError::transient`].
 #[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// Retrying cannot help (bad data, a business rule): the message goes to the DLQ now.
-    #[error("{0}")]
-    Permanent(Box<dyn std::error::Error + Send + Sync>),
-    /// Retrying may help (a dependency is down or throttling): the message comes back later.
-    #[error("{0}")]
-    Transient(Box<dyn std::error::Error + Send + Sync>),
+#[error("{source}")]
+pub struct HandlerError {
+    kind: &'static str,
+    retryable: bool,
+    source: BoxError,
 }
 
 impl HandlerError {
-    /// A permanent failure.
-    pub fn permanent(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        HandlerError::Permanent(err.into())
+    /// Retrying cannot help (bad data, a business rule): the message goes to the DLQ now.
+    pub fn permanent(err: impl Into<BoxError>) -> Self {
+        HandlerError {
+            kind: "HandlerPermanent",
+            retryable: false,
+            source: err.into(),
+        }
     }
 
-    /// A transient failure.
-    pub fn transient(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        HandlerError::Transient(err.into())
+    /// Retrying may help (a dependency is down or throttling): the message comes back later.
+    pub fn transient(err: impl Into<BoxError>) -> Self {
+        HandlerError {
+            kind: "HandlerTransient",
+            retryable: true,
+            source: err.into(),
+        }
+    }
+
+    /// Names the failure for the DLQ's `errorKind`, logs and metrics (`OrderNotYetKnown`).
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Whether the message should come back later (true) or go to the DLQ now (false).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+
+    /// The short, stable name of the failure.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The underlying error.
+    pub fn source_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.source.as_ref()
+    }
+}
+
+/// Any classified error becomes a handler error that keeps its kind and retryability.
+impl<E: Classify> From<E> for HandlerError {
+    fn from(err: E) -> Self {
+        HandlerError {
+            kind: err.kind(),
+            retryable: err.is_retryable(),
+            source: Box::new(err),
+        }
     }
 }
 

@@ -54,9 +54,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
 use tracing::{info, warn};
 
-pub use backoff::VisibilityBackoff;
+pub use backoff::{TotalWait, VisibilityBackoff};
 pub use error::{BatchError, RecordError};
-pub use handler::{HandlerError, Message, Outcome, RecordMeta};
+pub use handler::{BoxError, HandlerError, Message, Outcome, RecordMeta};
 pub use outcome::{BatchOutcome, RecordOutcome};
 
 use crate::event::{EventData, EventType};
@@ -398,18 +398,37 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         (i, self.process_guarded(record, invocation).await)
     }
 
-    /// One record, unless the deadline is too close to start it.
+    /// One record, unless the deadline is too close to start it, and never past the deadline
+    /// margin: a record still running then (a call that hangs) is reported failed, so the batch
+    /// answers in time and the records that did finish are not delivered again.
     async fn process_guarded(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
-        if invocation
-            .remaining()
-            .is_some_and(|left| left < self.options.deadline_margin)
-        {
+        let Some(left) = invocation.remaining() else {
+            return self.process_caught(record, invocation).await;
+        };
+        let Some(budget) = left.checked_sub(self.options.deadline_margin) else {
             warn!(message_id = ?record.message_id, "deadline too close; returning the record unprocessed");
             return RecordOutcome::NotAttempted(
                 "the invocation's deadline was too close to start it",
             );
+        };
+        match tokio::time::timeout(budget, self.process_caught(record, invocation)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                warn!(message_id = ?record.message_id, "the record did not finish before the deadline; returning it for a retry");
+                RecordOutcome::Failed(RecordError::DeadlineExceeded)
+            }
         }
-        self.process_record(record, invocation).await
+    }
+
+    /// One record; a panic even in the DLQ hand-off fails it alone.
+    async fn process_caught(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+        use futures::FutureExt;
+        std::panic::AssertUnwindSafe(self.process_record(record, invocation))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                RecordOutcome::Failed(RecordError::Panic(record::panic_message(&*panic)))
+            })
     }
 }
 

@@ -8,9 +8,7 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, error, info, warn};
 
-use super::{
-    Consumer, HandlerError, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, Route,
-};
+use super::{Consumer, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, Route};
 use crate::event::Event;
 use crate::idempotency::{Acquired, Claim, Committed, Idempotency};
 use crate::sns::{SqsBody, message_body};
@@ -67,6 +65,15 @@ impl StoredOutcome {
     }
 }
 
+/// The text of a panic's payload.
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
 impl RecordMeta {
     fn of(record: &SqsMessage, sns_message_id: Option<String>) -> Self {
         let attribute = |name: &str| record.attributes.get(name);
@@ -92,57 +99,90 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         record: &SqsMessage,
         invocation: &Invocation,
     ) -> RecordOutcome {
-        let body = record.body.as_deref().unwrap_or_default();
-        let unwrapped = message_body(body);
+        let unwrapped = record.body.as_deref().map(message_body);
         let sns_message_id = match &unwrapped {
-            SqsBody::Notification(n) => Some(n.message_id.clone()),
-            SqsBody::Raw(_) => None,
+            Some(SqsBody::Notification(n)) => Some(n.message_id.clone()),
+            _ => None,
         };
         let meta = RecordMeta::of(record, sns_message_id);
         let span = tracing::info_span!("record", message_id = %meta.message_id, receive_count = meta.receive_count);
         async {
-            let result = if record.body.is_none() {
-                Err(RecordError::EmptyBody)
-            } else {
-                self.run(unwrapped.message(), &meta, invocation).await
-            };
-            match result {
-                Ok(Processed::Handled) => RecordOutcome::Handled,
-                Ok(Processed::Duplicate) => RecordOutcome::Duplicate,
-                Ok(Processed::Ignored(event_type)) => RecordOutcome::Ignored(event_type),
-                Err(err) if err.is_retryable() => {
-                    let mut delay = self.options.visibility_backoff.delay(meta.receive_count);
-                    if let RecordError::InProgress { until_ms: Some(until), .. } = &err {
-                        // Not before the other invocation's hold lapses.
-                        let wait = until.saturating_sub(chrono::Utc::now().timestamp_millis()).max(0) as u64 / 1000 + 1;
-                        delay = delay.max(std::time::Duration::from_secs(wait)).min(self.options.visibility_backoff.max);
-                    }
-                    warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
-                    if let Some(sqs) = &self.sqs {
-                        sqs.delay_retry(record, &meta, delay).await;
-                    }
-                    RecordOutcome::Failed(err)
+            let result = match &unwrapped {
+                None => Err(RecordError::EmptyBody),
+                Some(SqsBody::Control(control)) => Err(RecordError::SnsControlMessage {
+                    message_type: control.kind.clone(),
+                    topic_arn: control.topic_arn.clone(),
+                }),
+                Some(body) => {
+                    let message = body.message().unwrap_or_default();
+                    // A panic anywhere on the record's path (decoding, routing, idempotency,
+                    // the handler, publishing) fails this record alone.
+                    AssertUnwindSafe(self.run(message, &meta, invocation))
+                        .catch_unwind()
+                        .await
+                        .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic))))
                 }
-                Err(err) => {
-                    let Some(sqs) = &self.sqs else {
-                        error!(error = %err, kind = err.kind(), "permanent failure and no DLQ access; reporting it failed");
-                        return RecordOutcome::Failed(err);
-                    };
-                    match sqs.dead_letter(record, &meta, &self.name, &err).await {
-                        Ok(()) => {
-                            error!(error = %err, kind = err.kind(), "permanent failure; sent to the DLQ");
-                            RecordOutcome::DeadLettered(err)
-                        }
-                        Err(dlq_error) => {
-                            error!(error = %err, kind = err.kind(), %dlq_error, "permanent failure, and the DLQ send failed; reporting it failed");
-                            RecordOutcome::Failed(err)
-                        }
+            };
+            self.settle(record, &meta, result).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// What a record's result means for SQS: acknowledged, dead-lettered, or retried later.
+    async fn settle(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        result: Result<Processed, RecordError>,
+    ) -> RecordOutcome {
+        match result {
+            Ok(Processed::Handled) => RecordOutcome::Handled,
+            Ok(Processed::Duplicate) => RecordOutcome::Duplicate,
+            Ok(Processed::Ignored(event_type)) => RecordOutcome::Ignored(event_type),
+            Err(err) if err.is_retryable() => {
+                let delay = self.retry_delay(&err, meta.receive_count);
+                warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
+                if let Some(sqs) = &self.sqs {
+                    sqs.delay_retry(record, meta, delay).await;
+                }
+                RecordOutcome::Failed(err)
+            }
+            Err(err) => {
+                let Some(sqs) = &self.sqs else {
+                    error!(error = %err, kind = err.kind(), "permanent failure and no DLQ access; reporting it failed");
+                    return RecordOutcome::Failed(err);
+                };
+                match sqs.dead_letter(record, meta, &self.name, &err).await {
+                    Ok(()) => {
+                        error!(error = %err, kind = err.kind(), "permanent failure; sent to the DLQ");
+                        RecordOutcome::DeadLettered(err)
+                    }
+                    Err(dlq_error) => {
+                        error!(error = %err, kind = err.kind(), %dlq_error, "permanent failure, and the DLQ send failed; reporting it failed");
+                        RecordOutcome::Failed(err)
                     }
                 }
             }
         }
-        .instrument(span)
-        .await
+    }
+
+    /// How long a transiently failed record stays invisible: the backoff for its receive
+    /// count, and for a duplicate in progress at least until the other invocation's hold lapses.
+    fn retry_delay(&self, err: &RecordError, receive_count: u32) -> std::time::Duration {
+        let backoff = self.options.visibility_backoff;
+        let delay = backoff.delay(receive_count);
+        match err {
+            RecordError::InProgress {
+                until_ms: Some(until),
+                ..
+            } => {
+                let left_ms = until.saturating_sub(Utc::now().timestamp_millis()).max(0) as u64;
+                let wait = std::time::Duration::from_secs(left_ms / 1000 + 1);
+                delay.max(wait).min(backoff.max.max(delay))
+            }
+            _ => delay,
+        }
     }
 
     async fn run(
@@ -293,22 +333,16 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         let future = route
             .handler
             .call(event, meta.clone(), self.name.clone(), self.state.clone());
+        // Caught here too, not only around the whole record: a panicking handler's claim is
+        // released, so its retry need not wait for the hold to lapse.
         match AssertUnwindSafe(future).catch_unwind().await {
             Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(HandlerError::Permanent(err))) => Err(RecordError::Permanent(
-                crate::aws::error_chain(err.as_ref()),
-            )),
-            Ok(Err(HandlerError::Transient(err))) => Err(RecordError::Transient(
-                crate::aws::error_chain(err.as_ref()),
-            )),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
-                Err(RecordError::Panic(message))
-            }
+            Ok(Err(err)) => Err(RecordError::Handler {
+                kind: err.kind(),
+                message: crate::aws::error_chain(err.source_error()),
+                retryable: err.is_retryable(),
+            }),
+            Err(panic) => Err(RecordError::Panic(panic_message(&*panic))),
         }
     }
 

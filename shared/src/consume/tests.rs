@@ -401,3 +401,268 @@ fn the_batch_future_is_send_so_it_can_be_spawned() {
     assert_send(&consumer.process(&event, &invocation));
     assert_send(&consumer.handle(event.clone(), invocation.clone()));
 }
+
+/// An idempotency store that panics for one order and otherwise keeps records in memory.
+#[derive(Debug, Default)]
+struct PanicsFor {
+    inner: InMemoryIdempotencyStore,
+    key_part: String,
+}
+
+#[async_trait::async_trait]
+impl crate::idempotency::IdempotencyStore for PanicsFor {
+    async fn acquire(
+        &self,
+        claim: &crate::idempotency::Claim,
+    ) -> Result<crate::idempotency::Acquired, crate::idempotency::IdempotencyError> {
+        if claim.key.contains(&self.key_part) {
+            panic!("store exploded on {}", claim.key);
+        }
+        self.inner.acquire(claim).await
+    }
+    async fn complete(
+        &self,
+        claim: &crate::idempotency::Claim,
+        result: &str,
+    ) -> Result<(), crate::idempotency::IdempotencyError> {
+        self.inner.complete(claim, result).await
+    }
+    async fn release(
+        &self,
+        claim: &crate::idempotency::Claim,
+    ) -> Result<(), crate::idempotency::IdempotencyError> {
+        self.inner.release(claim).await
+    }
+    async fn commit(
+        &self,
+        claim: &crate::idempotency::Claim,
+        result: &str,
+        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    ) -> Result<crate::idempotency::Committed, crate::idempotency::IdempotencyError> {
+        self.inner.commit(claim, result, writes).await
+    }
+}
+
+/// An SNS client whose every request panics before it is sent.
+fn panicking_sns() -> aws_sdk_sns::Client {
+    #[derive(Debug)]
+    struct Explode;
+    impl aws_sdk_sns::config::Intercept for Explode {
+        fn name(&self) -> &'static str {
+            "Explode"
+        }
+        fn read_before_execution(
+            &self,
+            _: &aws_sdk_sns::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+            _: &mut aws_sdk_sns::config::ConfigBag,
+        ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+            panic!("publish exploded");
+        }
+    }
+    let config = aws_sdk_sns::Config::builder()
+        .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+        .region(aws_sdk_sns::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "AKID", "SECRET", None, None, "test",
+        ))
+        .http_client(aws_smithy_http_client::test_util::StaticReplayClient::new(
+            vec![],
+        ))
+        .interceptor(Explode)
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn a_panic_in_idempotency_or_publishing_fails_only_its_record() {
+    async fn emits_for_cancelled_customers(
+        message: Message<OrderPlaced>,
+        state: Arc<Counters>,
+    ) -> Result<Outcome, HandlerError> {
+        state.placed.fetch_add(1, Ordering::SeqCst);
+        let mut outcome = Outcome::done();
+        if message.data.customer_id == "emits" {
+            outcome = outcome.publish(message.follow_up(OrderCancelled {
+                order_id: message.data.order_id.clone(),
+                reason: crate::event::CancellationReason::CustomerRequest,
+                detail: None,
+            }));
+        }
+        Ok(outcome)
+    }
+    // GIVEN a store that panics for ord-store and a publisher that panics on every request
+    let store = PanicsFor {
+        inner: InMemoryIdempotencyStore::new(),
+        key_part: "ord-store".into(),
+    };
+    let boom = order("ord-store", "c");
+    let consumer = Consumer::new("payment", Counters::default())
+        .on(emits_for_cancelled_customers)
+        .with_idempotency(Idempotency::new(Arc::new(PanicsFor {
+            key_part: boom.event_id.to_string(),
+            ..store
+        })))
+        .with_publisher(crate::Publisher::new(
+            panicking_sns(),
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ));
+    let records = vec![
+        record("ok-1", &order("ord-1", "c").encode().unwrap(), QUEUE, None),
+        record("store", &boom.encode().unwrap(), QUEUE, None),
+        record(
+            "publish",
+            &order("ord-2", "emits").encode().unwrap(),
+            QUEUE,
+            None,
+        ),
+        record("ok-2", &order("ord-3", "c").encode().unwrap(), QUEUE, None),
+    ];
+    // WHEN processed
+    let outcome = consumer
+        .process(&batch(records), &Invocation::default())
+        .await;
+    // THEN each panic fails its own record (for a retry), and the others are handled
+    assert_eq!(
+        outcome_kinds(&outcome),
+        ["Handled", "Failed", "Failed", "Handled"]
+    );
+    for (id, text) in [("store", "store exploded"), ("publish", "publish exploded")] {
+        match outcome.get(id) {
+            Some(RecordOutcome::Failed(err @ RecordError::Panic(message))) => {
+                assert!(message.contains(text), "{message}");
+                assert!(err.is_retryable());
+            }
+            other => panic!("{id}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_call_that_hangs_does_not_keep_the_batch_past_its_deadline() {
+    async fn hangs_for_some(
+        message: Message<OrderPlaced>,
+        state: Arc<Counters>,
+    ) -> Result<Outcome, HandlerError> {
+        if message.data.customer_id == "hang" {
+            std::future::pending::<()>().await;
+        }
+        state.placed.fetch_add(1, Ordering::SeqCst);
+        Ok(Outcome::done())
+    }
+    let consumer = Consumer::new("payment", Counters::default()).on(hangs_for_some);
+    let deadline = SystemTime::now() + Duration::from_millis(1_500);
+    let invocation = Invocation {
+        request_id: "r".into(),
+        deadline: Some(deadline),
+    };
+    let records = vec![
+        record("ok", &order("ord-1", "c").encode().unwrap(), QUEUE, None),
+        record(
+            "hangs",
+            &order("ord-2", "hang").encode().unwrap(),
+            QUEUE,
+            None,
+        ),
+    ];
+    let outcome = consumer.process(&batch(records), &invocation).await;
+    assert!(SystemTime::now() < deadline, "answered before the deadline");
+    assert_eq!(outcome_kinds(&outcome), ["Handled", "Failed"]);
+    assert!(matches!(
+        outcome.get("hangs"),
+        Some(RecordOutcome::Failed(RecordError::DeadlineExceeded))
+    ));
+    let failed: Vec<_> = outcome
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, ["hangs"]);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_does_not_keep_the_batch_past_its_deadline() {
+    // GIVEN a DynamoDB endpoint that accepts connections and never answers
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            connections.push(socket);
+        }
+    });
+    let dynamodb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKID", "SECRET", None, None, "test",
+            ))
+            .endpoint_url(endpoint)
+            .timeout_config(crate::aws::timeouts())
+            .build(),
+    );
+    let store = crate::idempotency::DynamoIdempotencyStore::new(dynamodb, "idempotency");
+    let consumer = consumer().with_idempotency(Idempotency::new(Arc::new(store)));
+    // WHEN a batch runs with two seconds left
+    let deadline = SystemTime::now() + Duration::from_secs(2);
+    let invocation = Invocation {
+        request_id: "r".into(),
+        deadline: Some(deadline),
+    };
+    let body = order("ord-1", "c").encode().unwrap();
+    let outcome = consumer
+        .process(&batch(vec![record("m", &body, QUEUE, None)]), &invocation)
+        .await;
+    // THEN it answers before the deadline, the record returned for a retry
+    assert!(SystemTime::now() < deadline);
+    assert!(matches!(
+        outcome.get("m"),
+        Some(RecordOutcome::Failed(RecordError::DeadlineExceeded))
+    ));
+    held.abort();
+}
+
+#[tokio::test]
+async fn an_sns_subscription_confirmation_is_its_own_permanent_failure() {
+    let confirmation = json!({
+        "Type": "SubscriptionConfirmation", "MessageId": "sns-1", "Token": "t",
+        "TopicArn": "arn:aws:sns:us-east-1:123456789012:t", "Message": "You have chosen to subscribe",
+        "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription", "Timestamp": "2026-11-23T10:00:00.000Z"
+    });
+    let outcome = consumer()
+        .process(
+            &batch(vec![record("c", &confirmation.to_string(), QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    match outcome.get("c") {
+        Some(RecordOutcome::Failed(err)) => {
+            assert_eq!(err.kind(), "SnsSubscriptionConfirmation");
+            assert!(!err.is_retryable());
+            assert!(
+                err.to_string()
+                    .contains("arn:aws:sns:us-east-1:123456789012:t")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_client_from_the_shared_config_has_attempt_and_operation_timeouts() {
+    let config = crate::aws::sdk_config().await;
+    let timeouts = config.timeout_config().expect("timeouts are set");
+    assert_eq!(
+        timeouts.operation_attempt_timeout(),
+        Some(crate::aws::ATTEMPT_TIMEOUT)
+    );
+    assert_eq!(
+        timeouts.operation_timeout(),
+        Some(crate::aws::OPERATION_TIMEOUT)
+    );
+    assert_eq!(
+        timeouts.connect_timeout(),
+        Some(crate::aws::CONNECT_TIMEOUT)
+    );
+}

@@ -20,6 +20,7 @@
 mod envelope;
 mod error;
 pub mod examples;
+mod identity;
 mod payload;
 pub mod schema;
 mod types;
@@ -35,6 +36,8 @@ pub use payload::{
 };
 pub use types::EventType;
 pub use versions::OrderPlacedV1;
+
+pub(crate) use identity::{IdentitySink, visit as visit_identity};
 
 /// Most lines an order may hold. Consumers write one item per distinct SKU in the same
 /// DynamoDB transaction as their idempotency record, and a transaction holds at most 100 writes.

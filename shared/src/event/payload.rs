@@ -143,6 +143,17 @@ pub enum CancellationReason {
     CustomerRequest,
 }
 
+impl CancellationReason {
+    /// The wire name, e.g. `"OutOfStock"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancellationReason::PaymentFailed => "PaymentFailed",
+            CancellationReason::OutOfStock => "OutOfStock",
+            CancellationReason::CustomerRequest => "CustomerRequest",
+        }
+    }
+}
+
 /// `OrderCancelled` v1: an order was cancelled; services that acted on it compensate.
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

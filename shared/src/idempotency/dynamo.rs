@@ -115,24 +115,36 @@ fn values(claim: &Claim) -> HashMap<String, AttributeValue> {
     ])
 }
 
-/// DynamoDB codes that mean "not now".
-const RETRYABLE_CODES: &[&str] = &[
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-    "TransactionInProgressException",
-];
-
-fn store_error<E>(err: &SdkError<E, HttpResponse>) -> IdempotencyError
+fn store_error<E>(
+    operation: &'static str,
+    table: &str,
+    err: &SdkError<E, HttpResponse>,
+) -> IdempotencyError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let err = crate::aws::AwsError::new(operation, table, err);
     IdempotencyError::Store {
-        message: crate::aws::error_chain(err),
-        retryable: crate::aws::is_retryable(err, RETRYABLE_CODES),
+        retryable: err.retryable,
+        message: err.to_string(),
     }
+}
+
+/// The tables a transaction writes to, as an error names them: "`idempotency`, `payments`".
+fn transaction_tables(items: &[TransactWriteItem]) -> String {
+    let mut tables: Vec<&str> = items
+        .iter()
+        .filter_map(|item| {
+            item.put()
+                .map(|w| w.table_name())
+                .or_else(|| item.update().map(|w| w.table_name()))
+                .or_else(|| item.delete().map(|w| w.table_name()))
+                .or_else(|| item.condition_check().map(|w| w.table_name()))
+        })
+        .collect();
+    tables.sort_unstable();
+    tables.dedup();
+    tables.join("`, `")
 }
 
 /// Attempts of a transaction cancelled only by conflicts with other transactions.
@@ -183,21 +195,35 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                         }),
                     }
                 }
-                _ => Err(store_error(&err)),
+                _ => Err(store_error("DynamoDB PutItem", &self.table, &err)),
             },
         }
     }
 
     async fn complete(&self, claim: &Claim, result: &str) -> Result<(), IdempotencyError> {
         let item = Self::item(&claim.record(Status::Completed, Some(result)))?;
-        self.client
+        let sent = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            // Only our own claim: never overwrite a record another invocation took over.
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", AttributeValue::S(claim.owner.clone()))
             .send()
-            .await
-            .map_err(|err| store_error(&err))?;
-        Ok(())
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(err) => match err.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(_)) => {
+                    Err(IdempotencyError::ClaimLost {
+                        key: claim.key.clone(),
+                    })
+                }
+                _ => Err(store_error("DynamoDB PutItem", &self.table, &err)),
+            },
+        }
     }
 
     async fn release(&self, claim: &Claim) -> Result<(), IdempotencyError> {
@@ -226,7 +252,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             {
                 Ok(())
             }
-            Err(err) => Err(store_error(&err)),
+            Err(err) => Err(store_error("DynamoDB DeleteItem", &self.table, &err)),
         }
     }
 
@@ -264,10 +290,11 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 Err(err) => break err,
             }
         };
+        let tables = transaction_tables(&items);
         let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
             err.as_service_error()
         else {
-            return Err(store_error(&err));
+            return Err(store_error("DynamoDB TransactWriteItems", &tables, &err));
         };
         let reasons = cancelled.cancellation_reasons();
         let failed = |code: Option<&str>| code.is_some_and(|c| c != "None");
@@ -304,7 +331,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         }
         // TransactionConflict, throttling, capacity: someone else's timing, not our data.
         Err(IdempotencyError::Store {
-            message: store_error(&err).to_string(),
+            message: store_error("DynamoDB TransactWriteItems", &tables, &err).to_string(),
             retryable: true,
         })
     }

@@ -43,6 +43,15 @@ pub enum IdempotencyError {
         /// The key.
         key: String,
     },
+    /// The claim was no longer this invocation's when it tried to complete it: its deadline
+    /// passed and another invocation took the key over. Nothing was overwritten.
+    #[error(
+        "idempotency key `{key}` was taken over by another invocation before this one completed it"
+    )]
+    ClaimLost {
+        /// The key.
+        key: String,
+    },
     /// A business write's condition failed; nothing was written.
     #[error(transparent)]
     Conflict(#[from] TransactionConflict),
@@ -73,6 +82,8 @@ impl IdempotencyError {
         match self {
             // The data changed under the transaction; a retry decides again on fresh data.
             IdempotencyError::Conflict(_) => true,
+            // The other holder finishes; a redelivery then finds its result.
+            IdempotencyError::ClaimLost { .. } => true,
             IdempotencyError::Store { retryable, .. } => *retryable,
             IdempotencyError::PayloadMismatch { .. }
             | IdempotencyError::Corrupt { .. }
@@ -85,6 +96,7 @@ impl IdempotencyError {
         match self {
             IdempotencyError::PayloadMismatch { .. } => "PayloadMismatch",
             IdempotencyError::Conflict(_) => "TransactionConflict",
+            IdempotencyError::ClaimLost { .. } => "IdempotencyClaimLost",
             IdempotencyError::Store { .. } => "IdempotencyStore",
             IdempotencyError::Corrupt { .. } => "IdempotencyRecordCorrupt",
             IdempotencyError::Unsupported => "IdempotencyUnsupported",

@@ -59,7 +59,16 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
     }
 
     async fn complete(&self, claim: &Claim, result: &str) -> Result<(), IdempotencyError> {
-        self.lock()?.insert(
+        let mut records = self.lock()?;
+        let ours = records
+            .get(&claim.key)
+            .is_some_and(|r| r.owner.as_deref() == Some(claim.owner.as_str()));
+        if !ours {
+            return Err(IdempotencyError::ClaimLost {
+                key: claim.key.clone(),
+            });
+        }
+        records.insert(
             claim.key.clone(),
             claim.record(Status::Completed, Some(result)),
         );

@@ -151,20 +151,36 @@ impl Idempotency {
     }
 }
 
-/// SHA-256 (hex) of the event's type, version and data in canonical form.
+/// SHA-256 (hex) of the event's identity: its type and the required fields of its payload,
+/// canonical (see the event module's identity rules).
 ///
 /// Envelope metadata (occurredAt, correlation) is left out: a re-published event with the
-/// same id and the same data is the same event. Whitespace, key order and unknown fields of the
-/// original JSON do not matter, because the hash is of the decoded, re-encoded payload.
+/// same id and the same data is the same event. So are JSON formatting, key order, unknown
+/// fields, a decimal's spelling (`12.5` or `"12.50"`), the version it was written at (a v1
+/// event is upcast first) and optional fields, which writers may add without a new version.
 pub fn payload_hash(event: &Event) -> String {
-    // Serializing a decoded payload cannot fail (no maps with non-string keys); were it to,
-    // hash the event id rather than an empty document, so two events never share a hash.
-    let canonical =
-        serde_json::to_vec(&(event.event_type(), event.event_version(), &event.payload))
-            .unwrap_or_else(|_| event.event_id.as_bytes().to_vec());
-    let digest = Sha256::digest(&canonical);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    struct Hasher(Sha256);
+    impl crate::event::IdentitySink for Hasher {
+        fn field(&mut self, path: &'static str, value: &str) {
+            // Length-prefixed, so no two different field lists write the same bytes.
+            self.0.update((path.len() as u32).to_le_bytes());
+            self.0.update(path.as_bytes());
+            self.0.update((value.len() as u32).to_le_bytes());
+            self.0.update(value.as_bytes());
+        }
+    }
+    let mut hasher = Hasher(Sha256::new());
+    crate::event::visit_identity(&event.payload, &mut hasher);
+    let digest = hasher.0.finalize();
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from(HEX[usize::from(byte >> 4)]));
+        hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    hex
 }
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
 
 fn epoch_ms(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH)
@@ -190,6 +206,32 @@ mod tests {
         }
         assert_ne!(payload_hash(&event), payload_hash(&changed));
         assert_eq!(payload_hash(&event).len(), 64);
+    }
+
+    #[test]
+    fn hash_ignores_decimal_spelling_optional_fields_and_unknown_fields() {
+        let event = examples::order_placed();
+        let json = serde_json::to_value(&event).unwrap();
+        // The same amounts spelled as JSON numbers, one with trailing zeros dropped.
+        let mut respelled = json.clone();
+        respelled["data"]["items"][0]["unitPrice"] = serde_json::json!(12.5);
+        respelled["data"]["total"] = serde_json::json!("40.480");
+        // A field this reader does not know, and an optional field dropped.
+        respelled["data"]["giftWrap"] = serde_json::json!(true);
+        respelled["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("customerEmail");
+        let respelled = Event::from_value(respelled).unwrap();
+        assert_eq!(payload_hash(&event), payload_hash(&respelled));
+        // What a required field holds still counts.
+        let mut other = json;
+        other["data"]["items"][0]["quantity"] = serde_json::json!(3);
+        other["data"]["total"] = serde_json::json!("52.98");
+        assert_ne!(
+            payload_hash(&event),
+            payload_hash(&Event::from_value(other).unwrap())
+        );
     }
 
     #[test]
