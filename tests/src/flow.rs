@@ -77,6 +77,8 @@ pub struct Flow {
     pub queues: BTreeMap<&'static str, (Queue, Queue)>,
     /// The services.
     pub services: Services,
+    /// Where the relay sets aside rows it cannot publish.
+    pub relay_failures: Queue,
     stream: StreamReader,
 }
 
@@ -147,10 +149,17 @@ impl Flow {
         // PaymentProcessed) may commit in either order, both correct but with different
         // histories; runs compared item by item must take the same path. The races themselves
         // are tested on their own (tests/emulator/idempotency.rs).
+        // Transient failures (a saga event before its order, say) come back within a couple of
+        // seconds rather than the production backoff's minutes.
         let sequential = || ConsumerOptions {
             max_concurrency: 1,
+            visibility_backoff: orderflow::consume::VisibilityBackoff {
+                base: Duration::from_secs(1),
+                max: Duration::from_secs(2),
+            },
             ..ConsumerOptions::default()
         };
+        let relay_failures = aws.queue("relay-failures", false).await;
         let services = Services {
             orders: orders::consumer(
                 sdk,
@@ -198,6 +207,8 @@ impl Flow {
                 outbox_relay::Config {
                     orders_table: tables.orders.clone(),
                     events_topic_arn: topic.clone(),
+                    failure_queue_url: relay_failures.url.clone(),
+                    max_attempts: outbox_relay::DEFAULT_MAX_ATTEMPTS,
                 },
             ),
         };
@@ -222,6 +233,7 @@ impl Flow {
             topic,
             queues,
             services,
+            relay_failures,
             stream,
         }
     }
@@ -267,8 +279,20 @@ impl Flow {
     pub async fn run(&mut self, deliveries: usize) -> RunStats {
         let mut stats = RunStats::default();
         let mut quiet_rounds = 0;
-        // Delivery is asynchronous on AWS and LocalStack: only a few quiet rounds in a row mean done.
-        while quiet_rounds < 3 {
+        let deadline = std::time::Instant::now() + Duration::from_secs(180);
+        // Delivery is asynchronous on AWS and LocalStack: only a few quiet rounds in a row, with
+        // no message waiting out a retry delay, mean done.
+        loop {
+            if quiet_rounds >= 3 {
+                if self.in_flight().await == 0 {
+                    break;
+                }
+                quiet_rounds = 0;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the flow did not settle within 3 minutes: {stats:?}"
+            );
             let mut moved = 0;
             let batch = self.stream.next_batch().await;
             if !batch.records.is_empty() {
@@ -342,6 +366,67 @@ impl Flow {
             }
         }
         stats
+    }
+
+    /// The analytics counters, their shards added up, by counter key (dates undated:
+    /// `DAY#<day>`, `REVENUE#<day>#EUR`, `SKU#SKU-MUG`).
+    pub async fn analytics(
+        &self,
+    ) -> BTreeMap<String, BTreeMap<String, rust_decimal::Decimal>> {
+        let out = self
+            .aws
+            .dynamodb
+            .scan()
+            .table_name(&self.tables.analytics)
+            .send()
+            .await
+            .expect("Scan analytics");
+        let items: Vec<(String, Vec<(String, rust_decimal::Decimal)>)> = out
+            .items()
+            .iter()
+            .map(|item| {
+                let key = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .map(|k| undate(k))
+                    .unwrap_or_default();
+                let amounts = item
+                    .iter()
+                    .filter_map(|(name, value)| {
+                        let amount = value.as_n().ok()?.parse().ok()?;
+                        Some((name.clone(), amount))
+                    })
+                    .collect();
+                (key, amounts)
+            })
+            .collect();
+        analytics::sum_shards(items.iter().map(|(k, a)| (k.as_str(), a.clone())))
+    }
+
+    /// Messages still in the services' queues, visible or waiting out a retry delay.
+    pub async fn in_flight(&self) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let mut total = 0;
+        for (queue, _) in self.queues.values() {
+            let out = self
+                .aws
+                .sqs
+                .get_queue_attributes()
+                .queue_url(&queue.url)
+                .attribute_names(A::ApproximateNumberOfMessages)
+                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+                .send()
+                .await
+                .expect("GetQueueAttributes");
+            let attributes = out.attributes().cloned().unwrap_or_default();
+            for name in [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible] {
+                total += attributes
+                    .get(&name)
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        total
     }
 
     /// Every table's items by role, normalized so two runs can be compared: timestamps and

@@ -1,8 +1,51 @@
 //! Which counters an event moves, pure: per day (counts, and revenue per currency) and per SKU.
+//!
+//! Every counter is split over [`SHARDS`] items, `<key>#<shard>`, the shard chosen by the order
+//! id: one day's counters or one popular SKU's are touched by every order, and concurrent
+//! transactions on one item cancel each other (`TransactionConflict`). Readers add the shards
+//! up ([`sum_shards`]).
+
+use std::collections::BTreeMap;
 
 use orderflow::Event;
 use orderflow::event::{EventPayload, OrderPlaced};
 use rust_decimal::Decimal;
+
+/// How many items each counter is split over.
+pub const SHARDS: u32 = 10;
+
+/// The shard of an order's counters: FNV-1a of its id, so an order always lands on the same
+/// shard (a redelivery adds to the same items) and orders spread evenly.
+pub fn shard(order_id: &str) -> u32 {
+    let hash = order_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    (hash % u64::from(SHARDS)) as u32
+}
+
+/// The counter a stored item belongs to: its key without the shard (`DAY#2026-11-23#7` →
+/// `DAY#2026-11-23`).
+pub fn counter_key(item_key: &str) -> &str {
+    match item_key.rsplit_once('#') {
+        Some((counter, shard)) if shard.parse::<u32>().is_ok() => counter,
+        _ => item_key,
+    }
+}
+
+/// Adds the shards of every counter up: `(item key, [(attribute, amount)])` in, totals by
+/// counter key and attribute out.
+pub fn sum_shards<'a>(
+    items: impl IntoIterator<Item = (&'a str, Vec<(String, Decimal)>)>,
+) -> BTreeMap<String, BTreeMap<String, Decimal>> {
+    let mut totals: BTreeMap<String, BTreeMap<String, Decimal>> = BTreeMap::new();
+    for (key, amounts) in items {
+        let counter = totals.entry(counter_key(key).to_owned()).or_default();
+        for (attribute, amount) in amounts {
+            *counter.entry(attribute).or_default() += amount;
+        }
+    }
+    totals
+}
 
 /// Amounts to add to the attributes of one analytics item.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,8 +63,17 @@ fn update(key: String, add: &[(&str, Decimal)]) -> CounterUpdate {
     }
 }
 
-/// The counter updates for `event`, dated by when it happened (UTC).
+/// The counter updates for `event`, dated by when it happened (UTC), on its order's shard.
 pub fn updates(event: &Event) -> Vec<CounterUpdate> {
+    let shard = shard(&event.aggregate_id);
+    let mut updates = unsharded(event);
+    for update in &mut updates {
+        update.key = format!("{}#{shard}", update.key);
+    }
+    updates
+}
+
+fn unsharded(event: &Event) -> Vec<CounterUpdate> {
     let day = event.occurred_at.format("%Y-%m-%d").to_string();
     match &event.payload {
         EventPayload::OrderPlaced(order) => placed(&day, order),
@@ -85,7 +137,7 @@ mod tests {
     fn an_order_counts_per_day_per_currency_and_per_sku() {
         let event = examples::order_placed();
         let day = event.occurred_at.format("%Y-%m-%d").to_string();
-        let updates = updates(&event);
+        let updates = unsharded(&event);
         assert_eq!(
             updates[0],
             update(format!("DAY#{day}"), &[("ordersPlaced", Decimal::ONE)])
@@ -117,7 +169,7 @@ mod tests {
         if let EventPayload::OrderPlaced(order) = &mut event.payload {
             order.items[1].sku = order.items[0].sku.clone();
         }
-        let updates = updates(&event);
+        let updates = unsharded(&event);
         assert_eq!(updates.len(), 3);
         assert_eq!(updates[2].add[0], ("units".to_owned(), Decimal::from(3)));
         assert_eq!(
@@ -128,17 +180,35 @@ mod tests {
 
     #[test]
     fn confirmations_add_revenue_and_cancellations_count() {
-        let confirmed = updates(&examples::example(EventType::OrderConfirmed));
+        let confirmed = unsharded(&examples::example(EventType::OrderConfirmed));
         assert_eq!(
             confirmed[1].add,
             [("confirmed".to_owned(), Decimal::new(4048, 2))]
         );
-        let cancelled = updates(&examples::example(EventType::OrderCancelled));
+        let cancelled = unsharded(&examples::example(EventType::OrderCancelled));
         assert_eq!(cancelled.len(), 1);
         assert_eq!(
             cancelled[0].add,
             [("ordersCancelled".to_owned(), Decimal::ONE)]
         );
         assert!(updates(&examples::example(EventType::PaymentFailed)).is_empty());
+    }
+
+    #[test]
+    fn counters_are_sharded_by_order_and_shards_add_up() {
+        let event = examples::order_placed();
+        let shard = shard(&event.aggregate_id);
+        assert!(updates(&event).iter().all(|u| u.key.ends_with(&format!("#{shard}"))));
+        assert_eq!(counter_key("DAY#2026-11-23#7"), "DAY#2026-11-23");
+        assert_eq!(counter_key("SKU#SKU-RED-MUG#0"), "SKU#SKU-RED-MUG");
+        assert_eq!(counter_key("REVENUE#2026-11-23#EUR"), "REVENUE#2026-11-23#EUR");
+        let spread: std::collections::BTreeSet<u32> =
+            (0..200).map(|i| super::shard(&format!("ord-{i}"))).collect();
+        assert_eq!(spread.len(), SHARDS as usize, "orders spread over every shard");
+        let totals = sum_shards([
+            ("DAY#d#1", vec![("ordersPlaced".to_owned(), Decimal::ONE)]),
+            ("DAY#d#4", vec![("ordersPlaced".to_owned(), Decimal::TWO)]),
+        ]);
+        assert_eq!(totals["DAY#d"]["ordersPlaced"], Decimal::from(3));
     }
 }

@@ -2,11 +2,13 @@
 //! updates committed in ONE transaction with the idempotency record, so each event counts
 //! exactly once.
 //!
-//! Table (partition key `pk`): `DAY#<date>` (`ordersPlaced`, `ordersConfirmed`,
-//! `ordersCancelled`), `REVENUE#<date>#<currency>` (`placed`, `confirmed`), `SKU#<sku>`
-//! (`units`, `orderLines`, `revenue<currency>`).
+//! Table (partition key `pk`), each counter split over [`counters::SHARDS`] items
+//! `<counter>#<shard>`: `DAY#<date>` (`ordersPlaced`, `ordersConfirmed`, `ordersCancelled`),
+//! `REVENUE#<date>#<currency>` (`placed`, `confirmed`), `SKU#<sku>` (`units`, `orderLines`,
+//! `revenue<currency>`). Read a counter by adding its shards up ([`counters::sum_shards`]).
 
 pub mod counters;
+pub mod error;
 
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{EventData, OrderCancelled, OrderConfirmed, OrderPlaced};
 
-pub use counters::{CounterUpdate, updates};
+pub use error::AnalyticsError;
+pub use counters::{CounterUpdate, SHARDS, counter_key, shard, sum_shards, updates};
 
 /// The consumer's name: idempotency key prefix.
 pub const NAME: &str = "analytics";
@@ -61,7 +64,7 @@ pub fn handlers(state: State) -> Consumer<State> {
 }
 
 /// Turns a counter update into `ADD a :a, b :b` on its item.
-pub fn write(table: &str, update: &CounterUpdate) -> Result<TransactWriteItem, HandlerError> {
+pub fn write(table: &str, update: &CounterUpdate) -> Result<TransactWriteItem, AnalyticsError> {
     let mut builder = Update::builder()
         .table_name(table)
         .key("pk", AttributeValue::S(update.key.clone()));
@@ -78,7 +81,10 @@ pub fn write(table: &str, update: &CounterUpdate) -> Result<TransactWriteItem, H
     let update = builder
         .update_expression(format!("ADD {}", clauses.join(", ")))
         .build()
-        .map_err(HandlerError::permanent)?;
+        .map_err(|err| AnalyticsError::Unbuildable {
+            key: update.key.clone(),
+            reason: err.to_string(),
+        })?;
     Ok(TransactWriteItem::builder().update(update).build())
 }
 

@@ -3,6 +3,7 @@
 //! `InventoryReserved` or `InventoryOutOfStock` naming the short SKUs; on `OrderCancelled`
 //! gives a reservation back exactly once.
 
+pub mod error;
 pub mod plan;
 pub mod store;
 
@@ -13,6 +14,7 @@ use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderPlaced};
 use tracing::info;
 
+pub use error::InventoryError;
 pub use plan::{Plan, plan};
 pub use store::{DynamoInventoryStore, InventoryStore, Reservation, ReservationStatus};
 
@@ -60,9 +62,6 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on_transactional(release)
 }
 
-fn store_error(err: store::StoreError) -> HandlerError {
-    HandlerError::transient(err)
-}
 
 /// OrderPlaced: reserve everything or nothing.
 pub async fn reserve(
@@ -74,7 +73,7 @@ pub async fn reserve(
         .store
         .reservation(&order.order_id)
         .await
-        .map_err(store_error)?
+        ?
     {
         // Cancelled first (the cancellation overtook the order): never reserve for it.
         info!(order_id = %order.order_id, status = ?existing.status, "order already has a reservation record; nothing to do");
@@ -93,7 +92,7 @@ pub async fn reserve(
         .collect::<std::collections::BTreeSet<_>>()
         .into_iter()
         .collect();
-    let stock = state.store.stock(&skus).await.map_err(store_error)?;
+    let stock = state.store.stock(&skus).await?;
     // The decision is made on what was read; the writes' conditions make sure it still holds
     // at commit. If stock moved in between, the transaction fails and the retry decides again.
     let mut outcome = Outcome::done();
@@ -102,7 +101,7 @@ pub async fn reserve(
             for write in state
                 .store
                 .reserve(&order.order_id, &items)
-                .map_err(store_error)?
+                ?
             {
                 outcome = outcome.write(write);
             }
@@ -116,7 +115,7 @@ pub async fn reserve(
             for write in state
                 .store
                 .record(&order.order_id, ReservationStatus::Rejected)
-                .map_err(store_error)?
+                ?
             {
                 outcome = outcome.write(write);
             }
@@ -139,16 +138,16 @@ pub async fn release(
         .store
         .reservation(order_id)
         .await
-        .map_err(store_error)?
+        ?
     {
         Some(reservation) if reservation.status == ReservationStatus::Reserved => {
-            state.store.release(&reservation).map_err(store_error)?
+            state.store.release(&reservation)?
         }
         Some(_) => Vec::new(),
         None => state
             .store
             .record(order_id, ReservationStatus::Cancelled)
-            .map_err(store_error)?,
+            ?,
     };
     Ok(writes.into_iter().fold(Outcome::done(), Outcome::write))
 }

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use orderflow::event::ReservedItem;
+use orderflow::aws::AwsResultExt;
 use serde::{Deserialize, Serialize};
+
+use crate::error::InventoryError;
 
 /// Where an order's reservation stands.
 #[derive(Clone, Copy, Debug, Deserialize, Eq, PartialEq, Serialize)]
@@ -35,33 +38,29 @@ pub struct Reservation {
     pub items: Vec<ReservedItem>,
 }
 
-/// A store request failed.
-#[derive(Debug, thiserror::Error)]
-#[error("inventory table: {0}")]
-pub struct StoreError(pub String);
 
 /// The inventory table, as the service needs it. Reads happen now; changes are returned as
 /// writes, committed by the consumer with the idempotency record in one transaction.
 #[async_trait::async_trait]
 pub trait InventoryStore: Send + Sync {
     /// Units in stock for each SKU asked (absent SKUs are left out).
-    async fn stock(&self, skus: &[String]) -> Result<BTreeMap<String, u32>, StoreError>;
+    async fn stock(&self, skus: &[String]) -> Result<BTreeMap<String, u32>, InventoryError>;
     /// The order's reservation, if any.
-    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError>;
+    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, InventoryError>;
     /// Takes `items` out of stock (each only if enough is left) and records the reservation.
     fn reserve(
         &self,
         order_id: &str,
         items: &[ReservedItem],
-    ) -> Result<Vec<TransactWriteItem>, StoreError>;
+    ) -> Result<Vec<TransactWriteItem>, InventoryError>;
     /// Records that the order's reservation has status `status` with nothing held.
     fn record(
         &self,
         order_id: &str,
         status: ReservationStatus,
-    ) -> Result<Vec<TransactWriteItem>, StoreError>;
+    ) -> Result<Vec<TransactWriteItem>, InventoryError>;
     /// Gives a held reservation's stock back, once.
-    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, StoreError>;
+    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, InventoryError>;
 }
 
 /// The inventory table in DynamoDB.
@@ -79,8 +78,9 @@ fn reservation_key(order_id: &str) -> String {
     format!("RESERVATION#{order_id}")
 }
 
-fn failed(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError(orderflow::aws::error_chain(&err))
+/// A request the SDK refused to build: a bug here, not something a retry fixes.
+fn unbuildable(err: impl std::fmt::Display) -> InventoryError {
+    InventoryError::unreadable("(request)", err)
 }
 
 impl DynamoInventoryStore {
@@ -93,7 +93,7 @@ impl DynamoInventoryStore {
     }
 
     /// Sets a SKU's stock (seeding, restocking).
-    pub async fn set_stock(&self, sku: &str, units: u32) -> Result<(), StoreError> {
+    pub async fn set_stock(&self, sku: &str, units: u32) -> Result<(), InventoryError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -102,7 +102,7 @@ impl DynamoInventoryStore {
             .item("stock", AttributeValue::N(units.to_string()))
             .send()
             .await
-            .map_err(failed)?;
+            .aws("DynamoDB PutItem", &self.table)?;
         Ok(())
     }
 
@@ -110,14 +110,15 @@ impl DynamoInventoryStore {
         &self,
         reservation: &Reservation,
         condition: &str,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let item = serde_dynamo::to_item(reservation).map_err(|e| StoreError(e.to_string()))?;
+    ) -> Result<TransactWriteItem, InventoryError> {
+        let item = serde_dynamo::to_item(reservation)
+            .map_err(|e| InventoryError::unreadable(&reservation.pk, e))?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(condition)
             .build()
-            .map_err(failed)?;
+            .map_err(unbuildable)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -126,7 +127,7 @@ impl DynamoInventoryStore {
         item: &ReservedItem,
         expression: &str,
         condition: &str,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> Result<TransactWriteItem, InventoryError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", sku_key(&item.sku))
@@ -137,14 +138,14 @@ impl DynamoInventoryStore {
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
             )
             .build()
-            .map_err(failed)?;
+            .map_err(unbuildable)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 }
 
 #[async_trait::async_trait]
 impl InventoryStore for DynamoInventoryStore {
-    async fn stock(&self, skus: &[String]) -> Result<BTreeMap<String, u32>, StoreError> {
+    async fn stock(&self, skus: &[String]) -> Result<BTreeMap<String, u32>, InventoryError> {
         let mut stock = BTreeMap::new();
         // BatchGetItem takes at most 100 keys; an order has far fewer lines.
         for chunk in skus.chunks(100) {
@@ -157,7 +158,7 @@ impl InventoryStore for DynamoInventoryStore {
                     .set_keys(Some(keys))
                     .consistent_read(true)
                     .build()
-                    .map_err(failed)?,
+                    .map_err(unbuildable)?,
             );
             while let Some(keys) = request.take() {
                 let out = self
@@ -166,7 +167,7 @@ impl InventoryStore for DynamoInventoryStore {
                     .request_items(&self.table, keys)
                     .send()
                     .await
-                    .map_err(failed)?;
+                    .aws("DynamoDB BatchGetItem", &self.table)?;
                 for item in out
                     .responses()
                     .and_then(|r| r.get(&self.table))
@@ -181,12 +182,12 @@ impl InventoryStore for DynamoInventoryStore {
                         .unwrap_or_default();
                     let sku = pk
                         .strip_prefix("SKU#")
-                        .ok_or_else(|| StoreError(format!("unexpected item `{pk}`")))?;
+                        .ok_or_else(|| InventoryError::unreadable(pk, "not a stock item"))?;
                     let units = item
                         .get("stock")
                         .and_then(|v| v.as_n().ok())
                         .and_then(|n| n.parse().ok())
-                        .ok_or_else(|| StoreError(format!("{pk} has no numeric `stock`")))?;
+                        .ok_or_else(|| InventoryError::unreadable(pk, "no numeric `stock`"))?;
                     stock.insert(sku.to_owned(), units);
                 }
                 request = out
@@ -198,7 +199,7 @@ impl InventoryStore for DynamoInventoryStore {
         Ok(stock)
     }
 
-    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, StoreError> {
+    async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, InventoryError> {
         let out = self
             .client
             .get_item()
@@ -207,11 +208,11 @@ impl InventoryStore for DynamoInventoryStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(failed)?;
+            .aws("DynamoDB GetItem", &self.table)?;
         out.item()
             .map(|item| {
                 serde_dynamo::from_item(item.clone())
-                    .map_err(|e| StoreError(format!("unreadable reservation: {e}")))
+                    .map_err(|e| InventoryError::unreadable(reservation_key(order_id), e))
             })
             .transpose()
     }
@@ -220,7 +221,7 @@ impl InventoryStore for DynamoInventoryStore {
         &self,
         order_id: &str,
         items: &[ReservedItem],
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<TransactWriteItem>, InventoryError> {
         let mut writes = Vec::with_capacity(items.len() + 1);
         for item in items {
             writes.push(self.stock_change(item, "SET stock = stock - :q", "stock >= :q")?);
@@ -239,7 +240,7 @@ impl InventoryStore for DynamoInventoryStore {
         &self,
         order_id: &str,
         status: ReservationStatus,
-    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    ) -> Result<Vec<TransactWriteItem>, InventoryError> {
         let reservation = Reservation {
             pk: reservation_key(order_id),
             order_id: order_id.to_owned(),
@@ -252,7 +253,7 @@ impl InventoryStore for DynamoInventoryStore {
         )?])
     }
 
-    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, InventoryError> {
         let mut writes = Vec::with_capacity(reservation.items.len() + 1);
         for item in &reservation.items {
             writes.push(self.stock_change(
@@ -265,7 +266,8 @@ impl InventoryStore for DynamoInventoryStore {
             status: ReservationStatus::Released,
             ..reservation.clone()
         };
-        let item = serde_dynamo::to_item(&released).map_err(|e| StoreError(e.to_string()))?;
+        let item = serde_dynamo::to_item(&released)
+            .map_err(|e| InventoryError::unreadable(&released.pk, e))?;
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -274,7 +276,7 @@ impl InventoryStore for DynamoInventoryStore {
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":reserved", AttributeValue::S("RESERVED".into()))
             .build()
-            .map_err(failed)?;
+            .map_err(unbuildable)?;
         writes.push(TransactWriteItem::builder().put(put).build());
         Ok(writes)
     }

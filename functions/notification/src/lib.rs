@@ -3,6 +3,7 @@
 //! in the notification table).
 
 pub mod compose;
+pub mod error;
 pub mod table;
 
 use std::sync::Arc;
@@ -13,7 +14,8 @@ use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{OrderCancelled, OrderConfirmed, OrderPlaced};
 
 pub use compose::Email;
-pub use table::{Contact, Contacts, EmailSender, NotificationTable, SendError};
+pub use error::NotificationError;
+pub use table::{Contact, Contacts, EmailSender, NotificationTable};
 
 /// The consumer's name: idempotency key prefix.
 pub const NAME: &str = "notification";
@@ -65,9 +67,6 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on(order_cancelled)
 }
 
-fn transient(err: SendError) -> HandlerError {
-    HandlerError::transient(err)
-}
 
 async fn send(
     state: &State,
@@ -88,23 +87,18 @@ async fn send(
         subject,
         body,
     };
-    state.sender.send(&email).await.map_err(transient)?;
+    state.sender.send(&email).await?;
     Ok(Outcome::done().with_result(serde_json::json!({"sent": true, "to": email.to})))
 }
 
 /// The contact of an order, or a transient error while its OrderPlaced has not been seen yet
 /// (standard queues do not keep order; the redrive policy ends the wait).
-async fn contact_of(state: &State, order_id: &str) -> Result<Contact, HandlerError> {
+async fn contact_of(state: &State, order_id: &str) -> Result<Contact, NotificationError> {
     state
         .contacts
         .lookup(order_id)
-        .await
-        .map_err(transient)?
-        .ok_or_else(|| {
-            HandlerError::transient(format!(
-                "no contact for order {order_id} yet: its OrderPlaced has not arrived"
-            ))
-        })
+        .await?
+        .ok_or_else(|| NotificationError::ContactNotYetKnown(order_id.to_owned()))
 }
 
 /// OrderPlaced: remember the contact, confirm receipt.
@@ -121,7 +115,7 @@ pub async fn order_placed(
         .contacts
         .remember(&order.order_id, &contact)
         .await
-        .map_err(transient)?;
+        ?;
     send(
         &state,
         &message.event,

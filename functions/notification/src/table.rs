@@ -4,7 +4,10 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use orderflow::aws::{AwsError, AwsResultExt};
+
 use crate::compose::Email;
+use crate::error::NotificationError;
 
 /// Where to reach the customer of an order.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -15,25 +18,21 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
-/// A store or send request failed.
-#[derive(Debug, thiserror::Error)]
-#[error("notification table: {0}")]
-pub struct SendError(pub String);
 
 /// Sends messages to customers. Must be idempotent per `message_id`.
 #[async_trait::async_trait]
 pub trait EmailSender: Send + Sync {
     /// Sends (or, if already sent, does nothing).
-    async fn send(&self, email: &Email) -> Result<(), SendError>;
+    async fn send(&self, email: &Email) -> Result<(), NotificationError>;
 }
 
 /// Remembers how to reach each order's customer.
 #[async_trait::async_trait]
 pub trait Contacts: Send + Sync {
     /// Stores the order's contact.
-    async fn remember(&self, order_id: &str, contact: &Contact) -> Result<(), SendError>;
+    async fn remember(&self, order_id: &str, contact: &Contact) -> Result<(), NotificationError>;
     /// The order's contact, if known.
-    async fn lookup(&self, order_id: &str) -> Result<Option<Contact>, SendError>;
+    async fn lookup(&self, order_id: &str) -> Result<Option<Contact>, NotificationError>;
 }
 
 /// The notification table in DynamoDB, as both ports.
@@ -53,13 +52,11 @@ impl NotificationTable {
     }
 }
 
-fn failed(err: impl std::error::Error + 'static) -> SendError {
-    SendError(orderflow::aws::error_chain(&err))
-}
+
 
 #[async_trait::async_trait]
 impl EmailSender for NotificationTable {
-    async fn send(&self, email: &Email) -> Result<(), SendError> {
+    async fn send(&self, email: &Email) -> Result<(), NotificationError> {
         let sent = self
             .client
             .put_item()
@@ -86,14 +83,14 @@ impl EmailSender for NotificationTable {
             {
                 Ok(())
             }
-            Err(err) => Err(failed(err)),
+            Err(err) => Err(AwsError::new("DynamoDB PutItem", &self.table, &err).into()),
         }
     }
 }
 
 #[async_trait::async_trait]
 impl Contacts for NotificationTable {
-    async fn remember(&self, order_id: &str, contact: &Contact) -> Result<(), SendError> {
+    async fn remember(&self, order_id: &str, contact: &Contact) -> Result<(), NotificationError> {
         let mut request = self
             .client
             .put_item()
@@ -103,11 +100,11 @@ impl Contacts for NotificationTable {
         if let Some(email) = &contact.email {
             request = request.item("email", AttributeValue::S(email.clone()));
         }
-        request.send().await.map_err(failed)?;
+        request.send().await.aws("DynamoDB PutItem", &self.table)?;
         Ok(())
     }
 
-    async fn lookup(&self, order_id: &str) -> Result<Option<Contact>, SendError> {
+    async fn lookup(&self, order_id: &str) -> Result<Option<Contact>, NotificationError> {
         let out = self
             .client
             .get_item()
@@ -116,7 +113,7 @@ impl Contacts for NotificationTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(failed)?;
+            .aws("DynamoDB GetItem", &self.table)?;
         Ok(out.item().map(|item| Contact {
             customer_id: item
                 .get("customerId")

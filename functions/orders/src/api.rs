@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tracing::{error, info};
 
 use crate::domain::{FieldError, Order, parse_request};
+use crate::error::OrdersError;
 use crate::store::{Created, OrderRepository};
 
 /// Answers one HTTP request.
@@ -99,7 +100,7 @@ async fn create(
                 key.unwrap_or_default()
             )}),
         ),
-        Err(err) => unavailable(&err.to_string()),
+        Err(err) => failed(&err),
     }
 }
 
@@ -121,7 +122,7 @@ async fn view(order_id: &str, repository: &dyn OrderRepository) -> ApiGatewayV2h
             404,
             &json!({"message": format!("order {order_id} does not exist")}),
         ),
-        Err(err) => unavailable(&err.to_string()),
+        Err(err) => failed(&err),
     }
 }
 
@@ -151,6 +152,15 @@ fn invalid(errors: Vec<FieldError>) -> ApiGatewayV2httpResponse {
         400,
         &json!({"message": "the order is invalid", "errors": errors}),
     )
+}
+
+/// A store failure: 503 with `Retry-After` when a retry can help, 500 when it cannot.
+fn failed(err: &OrdersError) -> ApiGatewayV2httpResponse {
+    if orderflow::Classify::is_retryable(err) {
+        return unavailable(&err.to_string());
+    }
+    error!(error = %err, "the order service cannot serve this request");
+    respond(500, &json!({"message": "the order service failed; this is not something a retry fixes"}))
 }
 
 fn unavailable(reason: &str) -> ApiGatewayV2httpResponse {

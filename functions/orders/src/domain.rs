@@ -79,6 +79,10 @@ pub struct Order {
     pub cancel_detail: Option<String>,
     /// When it was placed.
     pub created_at: DateTime<Utc>,
+    /// The system that placed it, when that was not this service's API (its `OrderPlaced`
+    /// came straight through the topic).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_by: Option<String>,
 }
 
 /// Parses and validates a request body; every problem is reported, not just the first.
@@ -133,6 +137,7 @@ impl Order {
             reservation_id: None,
             cancel_detail: None,
             created_at: now,
+            placed_by: None,
         };
         // The event contract's rules are the request's rules: one set of rules, all reported.
         let event = order.placed_event(now);
@@ -148,6 +153,25 @@ impl Order {
             return Err(problems.into_iter().map(field_error).collect());
         }
         Ok((order, event))
+    }
+
+    /// An order another system placed, as its `OrderPlaced` tells it.
+    pub fn placed_elsewhere(event: &Event, placed: &OrderPlaced) -> Order {
+        Order {
+            order_id: placed.order_id.clone(),
+            customer_id: placed.customer_id.clone(),
+            items: placed.items.clone(),
+            total: placed.total,
+            currency: placed.currency.clone(),
+            customer_email: placed.customer_email.clone(),
+            shipping_address: placed.shipping_address.clone(),
+            status: OrderStatus::Placed,
+            payment_id: None,
+            reservation_id: None,
+            cancel_detail: None,
+            created_at: event.occurred_at,
+            placed_by: Some(event.source.clone()),
+        }
     }
 
     /// The `OrderPlaced` fact for this order; its id is derived from the order id, so saving

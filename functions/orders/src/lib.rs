@@ -5,9 +5,16 @@
 //! `InventoryOutOfStock` cancels the order once (never after confirmation) and emits
 //! `OrderCancelled`; `PaymentProcessed` and `InventoryReserved` together confirm it and emit
 //! `OrderConfirmed`. Its events go through the outbox too.
+//!
+//! The consumer also takes `OrderPlaced`, whoever published it: an order another system
+//! placed straight on the topic is recorded (with its first history entry, in the same
+//! transaction as the idempotency record), so its saga ends like any other; an order the API
+//! created is left as it is. A saga event that arrives before its `OrderPlaced` waits
+//! (a transient `OrderNotYetKnown`) and comes back.
 
 pub mod api;
 pub mod domain;
+pub mod error;
 pub mod store;
 
 use std::sync::Arc;
@@ -20,11 +27,12 @@ use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{
     EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed,
-    PaymentFailed, PaymentProcessed,
+    OrderPlaced, PaymentFailed, PaymentProcessed,
 };
 use serde_json::Value;
 
 pub use domain::{Decision, Order, OrderStatus};
+pub use error::OrdersError;
 pub use store::{Change, DynamoOrderRepository, HistoryEntry, OrderRepository};
 
 /// The service's name: idempotency key prefix and `source` of its events.
@@ -67,6 +75,7 @@ pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> 
 /// The saga handlers, unwired: all transactional, their effect is the writes they return.
 pub fn handlers(state: State) -> Consumer<State> {
     Consumer::new(NAME, state)
+        .on_transactional(order_placed)
         .on_transactional(payment_processed)
         .on_transactional(payment_failed)
         .on_transactional(inventory_reserved)
@@ -98,13 +107,38 @@ pub async fn handle(
     )
 }
 
-async fn load(state: &State, order_id: &str) -> Result<Order, HandlerError> {
+/// The order a saga event is about; until its `OrderPlaced` has arrived, a transient
+/// `OrderNotYetKnown`, so the event waits with the usual backoff instead of being dead-lettered.
+async fn load(state: &State, order_id: &str) -> Result<Order, OrdersError> {
     state
         .orders
         .load(order_id)
-        .await
-        .map_err(HandlerError::transient)?
-        .ok_or_else(|| HandlerError::permanent(format!("order {order_id} does not exist")))
+        .await?
+        .ok_or_else(|| OrdersError::NotYetKnown(order_id.to_owned()))
+}
+
+/// OrderPlaced, whoever published it: record an order this service has not seen.
+pub async fn order_placed(
+    message: Message<OrderPlaced>,
+    state: Arc<State>,
+) -> Result<Outcome, HandlerError> {
+    let placed = &message.data;
+    if state.orders.load(&placed.order_id).await?.is_some() {
+        return Ok(Outcome::done().with_result(serde_json::json!({"known": true})));
+    }
+    let order = Order::placed_elsewhere(&message.event, placed);
+    let history = HistoryEntry {
+        status: "PLACED".into(),
+        at: order.created_at,
+        detail: order.placed_by.as_ref().map(|by| format!("placed by {by}")),
+        event_id: Some(message.event.event_id.to_string()),
+    };
+    tracing::info!(order_id = %order.order_id, placed_by = ?order.placed_by, "recording an order placed elsewhere");
+    let writes = state.orders.record_placed(&order, &history)?;
+    Ok(writes.into_iter().fold(
+        Outcome::done().with_result(serde_json::json!({"recorded": true})),
+        Outcome::write,
+    ))
 }
 
 fn s(value: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
@@ -191,10 +225,7 @@ fn decide<T: EventData>(
         tracing::info!(order_id = %order.order_id, reason, "nothing to change");
         return Ok(Outcome::done().with_result(serde_json::json!({"ignored": reason})));
     };
-    let writes = state
-        .orders
-        .apply(&order.order_id, &change)
-        .map_err(HandlerError::permanent)?;
+    let writes = state.orders.apply(&order.order_id, &change)?;
     Ok(writes.into_iter().fold(Outcome::done(), Outcome::write))
 }
 

@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 use orderflow::Event;
 use serde::{Deserialize, Serialize};
 
+use orderflow::aws::AwsResultExt;
+
 use crate::domain::{Order, OrderStatus};
+use crate::error::OrdersError;
 
 /// One entry of an order's history.
 #[derive(Clone, Debug, Deserialize, PartialEq, Serialize)]
@@ -41,10 +44,6 @@ pub struct Change {
     pub event: Option<Event>,
 }
 
-/// A store request failed.
-#[derive(Debug, thiserror::Error)]
-#[error("orders table: {0}")]
-pub struct StoreError(pub String);
 
 /// The answer to [`OrderRepository::create`].
 #[derive(Clone, Debug, PartialEq)]
@@ -60,14 +59,22 @@ pub enum Created {
 pub trait OrderRepository: Send + Sync {
     /// Writes the order, its first history entry and its `OrderPlaced` in ONE transaction:
     /// the event exists if and only if the order does.
-    async fn create(&self, order: &Order, event: &Event) -> Result<Created, StoreError>;
+    async fn create(&self, order: &Order, event: &Event) -> Result<Created, OrdersError>;
     /// The order, if it exists.
-    async fn load(&self, order_id: &str) -> Result<Option<Order>, StoreError>;
+    async fn load(&self, order_id: &str) -> Result<Option<Order>, OrdersError>;
     /// The order and its history, oldest first.
-    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, StoreError>;
+    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError>;
+    /// The writes that record an order another system placed (its `OrderPlaced` came through
+    /// the topic, not the API): the order, unless one with its id exists, and its first history
+    /// entry. No outbox row: the event is out already.
+    fn record_placed(
+        &self,
+        order: &Order,
+        history: &HistoryEntry,
+    ) -> Result<Vec<TransactWriteItem>, OrdersError>;
     /// The writes that apply `change` to the order: the update, the history entry and the
     /// outbox event, committed together by the consumer.
-    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError>;
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, OrdersError>;
 }
 
 /// The orders table in DynamoDB.
@@ -77,8 +84,16 @@ pub struct DynamoOrderRepository {
     table: String,
 }
 
-fn failed(err: impl std::error::Error + 'static) -> StoreError {
-    StoreError(orderflow::aws::error_chain(&err))
+fn unreadable(key: impl Into<String>, err: impl std::fmt::Display) -> OrdersError {
+    OrdersError::Unreadable {
+        key: key.into(),
+        reason: err.to_string(),
+    }
+}
+
+/// A request the SDK refused to build: a bug here, not something a retry fixes.
+fn unbuildable(err: impl std::fmt::Display) -> OrdersError {
+    unreadable("(request)", err)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -102,13 +117,13 @@ impl DynamoOrderRepository {
         &self,
         item: HashMap<String, AttributeValue>,
         condition: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
+    ) -> Result<TransactWriteItem, OrdersError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned));
         Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(failed)?)
+            .put(put.build().map_err(unbuildable)?)
             .build())
     }
 
@@ -116,9 +131,9 @@ impl DynamoOrderRepository {
         &self,
         order_id: &str,
         entry: &HistoryEntry,
-    ) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    ) -> Result<HashMap<String, AttributeValue>, OrdersError> {
         let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(entry).map_err(|e| StoreError(e.to_string()))?;
+            serde_dynamo::to_item(entry).map_err(|e| unreadable(format!("ORDER#{order_id}"), e))?;
         item.insert("pk".into(), pk(order_id));
         item.insert(
             "sk".into(),
@@ -131,29 +146,38 @@ impl DynamoOrderRepository {
         Ok(item)
     }
 
-    /// The outbox row of `event`: the relay publishes `event` (the exact JSON) and marks it sent.
-    fn outbox_item(&self, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let json = event
-            .encode()
-            .map_err(|e| StoreError(format!("outbox event is invalid: {e}")))?;
+    /// The outbox row of `event`: the relay publishes `event` (the exact JSON) with the
+    /// attributes stored beside it, and marks it sent.
+    fn outbox_item(&self, event: &Event) -> Result<HashMap<String, AttributeValue>, OrdersError> {
+        let json = event.encode()?;
         Ok(HashMap::from([
             ("pk".into(), pk(&event.aggregate_id)),
             ("sk".into(), s(format!("OUTBOX#{}", event.event_id))),
             ("eventId".into(), s(event.event_id.to_string())),
             ("eventType".into(), s(event.event_type().as_str())),
+            (
+                "eventVersion".into(),
+                AttributeValue::N(event.event_version().to_string()),
+            ),
+            ("correlationId".into(), s(event.correlation_id.clone())),
             ("event".into(), s(json)),
             ("status".into(), s("PENDING")),
         ]))
+    }
+
+    fn order_item(&self, order: &Order) -> Result<HashMap<String, AttributeValue>, OrdersError> {
+        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(order)
+            .map_err(|e| unreadable(format!("ORDER#{}", order.order_id), e))?;
+        item.insert("pk".into(), pk(&order.order_id));
+        item.insert("sk".into(), s("ORDER"));
+        Ok(item)
     }
 }
 
 #[async_trait::async_trait]
 impl OrderRepository for DynamoOrderRepository {
-    async fn create(&self, order: &Order, event: &Event) -> Result<Created, StoreError> {
-        let mut item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(order).map_err(|e| StoreError(e.to_string()))?;
-        item.insert("pk".into(), pk(&order.order_id));
-        item.insert("sk".into(), s("ORDER"));
+    async fn create(&self, order: &Order, event: &Event) -> Result<Created, OrdersError> {
+        let item = self.order_item(order)?;
         let history = HistoryEntry {
             status: "PLACED".into(),
             at: order.created_at,
@@ -180,12 +204,12 @@ impl OrderRepository for DynamoOrderRepository {
                 if cancelled && let Some(existing) = self.load(&order.order_id).await? {
                     return Ok(Created::Exists(Box::new(existing)));
                 }
-                Err(failed(err))
+                Err(orderflow::aws::AwsError::new("DynamoDB TransactWriteItems", &self.table, &err).into())
             }
         }
     }
 
-    async fn load(&self, order_id: &str) -> Result<Option<Order>, StoreError> {
+    async fn load(&self, order_id: &str) -> Result<Option<Order>, OrdersError> {
         let out = self
             .client
             .get_item()
@@ -195,16 +219,16 @@ impl OrderRepository for DynamoOrderRepository {
             .consistent_read(true)
             .send()
             .await
-            .map_err(failed)?;
+            .aws("DynamoDB GetItem", &self.table)?;
         out.item()
             .map(|item| {
                 serde_dynamo::from_item(item.clone())
-                    .map_err(|e| StoreError(format!("unreadable order: {e}")))
+                    .map_err(|e| unreadable(format!("ORDER#{order_id}"), e))
             })
             .transpose()
     }
 
-    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, StoreError> {
+    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError> {
         let Some(order) = self.load(order_id).await? else {
             return Ok(None);
         };
@@ -221,11 +245,11 @@ impl OrderRepository for DynamoOrderRepository {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(failed)?;
+                .aws("DynamoDB Query", &self.table)?;
             for item in out.items() {
                 history.push(
                     serde_dynamo::from_item(item.clone())
-                        .map_err(|e| StoreError(format!("unreadable history: {e}")))?,
+                        .map_err(|e| unreadable(format!("ORDER#{order_id} history"), e))?,
                 );
             }
             match out.last_evaluated_key() {
@@ -236,7 +260,19 @@ impl OrderRepository for DynamoOrderRepository {
         Ok(Some((order, history)))
     }
 
-    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+    fn record_placed(
+        &self,
+        order: &Order,
+        history: &HistoryEntry,
+    ) -> Result<Vec<TransactWriteItem>, OrdersError> {
+        Ok(vec![
+            // If the order exists meanwhile, the transaction fails and the retry finds it.
+            self.put(self.order_item(order)?, Some("attribute_not_exists(pk)"))?,
+            self.put(self.history_item(&order.order_id, history)?, None)?,
+        ])
+    }
+
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, OrdersError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk(order_id))
@@ -254,7 +290,7 @@ impl OrderRepository for DynamoOrderRepository {
         let update = update
             .update_expression(format!("SET {}", assignments.join(", ")))
             .build()
-            .map_err(failed)?;
+            .map_err(unbuildable)?;
         let mut writes = vec![TransactWriteItem::builder().update(update).build()];
         writes.push(self.put(self.history_item(order_id, &change.history)?, None)?);
         if let Some(event) = &change.event {

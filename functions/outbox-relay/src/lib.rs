@@ -1,20 +1,36 @@
 //! The outbox relay: reads new `OUTBOX#` rows from the orders table's DynamoDB stream,
 //! publishes their events to SNS with PublishBatch, and marks them sent.
 //!
-//! At least once, never lost: if an event cannot be published, the response names the first
-//! failed record's sequence number, and Lambda retries the stream from there (events after it
-//! that did go out are published again; their ids are the same, so consumers' idempotency
-//! absorbs them). A row that holds no valid event blocks the shard until the event source's
-//! retry limit sends it to the on-failure destination, rather than being skipped and lost.
+//! - **Byte for byte.** The stored event JSON is published unchanged, with the message
+//!   attributes stored beside it: a field a newer writer added, or a version this relay does
+//!   not read, goes out as it was written.
+//! - **At least once, never lost.** A row that fails for a transient reason (SNS throttling or
+//!   down) is reported by its sequence number, and Lambda retries the stream from there (rows
+//!   after it that did go out are published again; their ids are the same, so consumers'
+//!   idempotency absorbs them). Each failed attempt is counted on the row.
+//! - **Never blocks a shard.** A row that cannot be published (unreadable, rejected by SNS for
+//!   good, or failing `max_attempts` times) is sent to the failure queue with its reason, and
+//!   the shard moves on. The row stays `PENDING`, to be published again once the cause is
+//!   fixed (README, "Reading a DLQ").
+
+pub mod error;
+pub mod ports;
+pub mod row;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use aws_sdk_dynamodb::types::AttributeValue;
 use orderflow::env::{EnvError, FromVars, Vars};
-use orderflow::{Event, Publisher};
+use orderflow::{PublishError, Publisher};
 use tracing::{error, info, warn};
+
+pub use error::RelayError;
+pub use ports::{DynamoOutboxStore, FailureSink, OutboxStore, SetAside, SqsFailureSink};
+pub use row::{OutboxRecord, OutboxRow, outbox_record};
+
+/// Failed attempts after which a row is set aside by default.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// The function's configuration, from the environment the template sets.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -23,6 +39,10 @@ pub struct Config {
     pub orders_table: String,
     /// `EVENTS_TOPIC_ARN`: where events are published.
     pub events_topic_arn: String,
+    /// `FAILURE_QUEUE_URL`: where rows that cannot be published go.
+    pub failure_queue_url: String,
+    /// `MAX_PUBLISH_ATTEMPTS`: failed attempts before a row is set aside (default 5).
+    pub max_attempts: u32,
 }
 
 impl FromVars for Config {
@@ -30,213 +50,316 @@ impl FromVars for Config {
         Ok(Config {
             orders_table: vars.required("ORDERS_TABLE")?,
             events_topic_arn: vars.required(orderflow::env::vars::EVENTS_TOPIC_ARN)?,
+            failure_queue_url: vars.required("FAILURE_QUEUE_URL")?,
+            max_attempts: vars.parsed("MAX_PUBLISH_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)?,
         })
-    }
-}
-
-/// Marks outbox rows as published.
-#[async_trait::async_trait]
-pub trait OutboxMarker: Send + Sync {
-    /// Marks the row of `event` sent. Best effort: the stream has already moved on.
-    async fn mark_sent(&self, event: &Event) -> Result<(), String>;
-}
-
-/// Outbox rows in the orders table: `status` becomes `SENT`, and `expiration` (the table's TTL)
-/// removes the row a week later.
-#[derive(Clone, Debug)]
-pub struct DynamoOutboxMarker {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoOutboxMarker {
-    /// Over the orders table.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoOutboxMarker {
-            client,
-            table: table.into(),
-        }
-    }
-}
-
-const SENT_ROWS_KEPT_SECONDS: i64 = 7 * 24 * 3600;
-
-#[async_trait::async_trait]
-impl OutboxMarker for DynamoOutboxMarker {
-    async fn mark_sent(&self, event: &Event) -> Result<(), String> {
-        let now = chrono::Utc::now();
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key(
-                "pk",
-                AttributeValue::S(format!("ORDER#{}", event.aggregate_id)),
-            )
-            .key(
-                "sk",
-                AttributeValue::S(format!("OUTBOX#{}", event.event_id)),
-            )
-            .update_expression("SET #status = :sent, sentAt = :now, expiration = :expiration")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sent", AttributeValue::S("SENT".into()))
-            .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
-            .expression_attribute_values(
-                ":expiration",
-                AttributeValue::N((now.timestamp() + SENT_ROWS_KEPT_SECONDS).to_string()),
-            )
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|err| orderflow::aws::error_chain(&err))
-    }
-}
-
-/// What a stream record holds for the relay.
-#[derive(Debug, PartialEq)]
-pub enum OutboxRecord {
-    /// Not a new outbox row (an order, a history entry, a status update): nothing to do.
-    NotOutbox,
-    /// A new outbox row and its event.
-    Event(Box<Event>),
-    /// A new outbox row without a valid event.
-    Unreadable(String),
-}
-
-/// Reads one stream record.
-pub fn outbox_record(record: &EventRecord) -> OutboxRecord {
-    let is_outbox = record.change.keys.get("sk").is_some_and(
-        |sk| matches!(sk, serde_dynamo::AttributeValue::S(s) if s.starts_with("OUTBOX#")),
-    );
-    if record.event_name != "INSERT" || !is_outbox {
-        return OutboxRecord::NotOutbox;
-    }
-    match record.change.new_image.get("event") {
-        Some(serde_dynamo::AttributeValue::S(json)) => match Event::decode(json.as_bytes()) {
-            Ok(event) => OutboxRecord::Event(Box::new(event)),
-            Err(err) => {
-                OutboxRecord::Unreadable(format!("outbox row holds an invalid event: {err}"))
-            }
-        },
-        _ => OutboxRecord::Unreadable(
-            "outbox row has no `event` attribute (is the stream NEW_IMAGE?)".into(),
-        ),
     }
 }
 
 /// Publishes outbox events.
 pub struct Relay {
     publisher: Publisher,
-    marker: Arc<dyn OutboxMarker>,
+    outbox: Arc<dyn OutboxStore>,
+    failures: Arc<dyn FailureSink>,
+    max_attempts: u32,
 }
 
 /// The relay as the Lambda runs it.
 pub fn relay(sdk: &aws_config::SdkConfig, config: Config) -> Relay {
     Relay::new(
         Publisher::new(aws_sdk_sns::Client::new(sdk), config.events_topic_arn),
-        Arc::new(DynamoOutboxMarker::new(
+        Arc::new(DynamoOutboxStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             config.orders_table,
         )),
+        Arc::new(SqsFailureSink::new(
+            aws_sdk_sqs::Client::new(sdk),
+            config.failure_queue_url,
+        )),
     )
+    .with_max_attempts(config.max_attempts)
+}
+
+/// What became of one row in this invocation.
+enum Fate {
+    Published,
+    /// Retry the stream from this record.
+    Retry,
+    SetAside,
 }
 
 impl Relay {
-    /// A relay publishing with `publisher` and marking with `marker`.
-    pub fn new(publisher: Publisher, marker: Arc<dyn OutboxMarker>) -> Self {
-        Relay { publisher, marker }
+    /// A relay publishing with `publisher`, marking rows in `outbox`, setting rows aside in
+    /// `failures`.
+    pub fn new(
+        publisher: Publisher,
+        outbox: Arc<dyn OutboxStore>,
+        failures: Arc<dyn FailureSink>,
+    ) -> Self {
+        Relay {
+            publisher,
+            outbox,
+            failures,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
     }
 
-    /// One batch of stream records: publish every outbox event; report the first failure.
+    /// Sets rows aside after `max_attempts` failed attempts (at least 1).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// One batch of stream records: publish every outbox event; report the first record to
+    /// retry from.
     pub async fn handle(&self, batch: &StreamEvent) -> DynamoDbEventResponse {
-        let mut first_failure: Option<usize> = None;
-        let mut events = Vec::new();
-        let mut positions = Vec::new();
+        let mut first_retry: Option<usize> = None;
+        let mut rows = Vec::new();
         for (i, record) in batch.records.iter().enumerate() {
+            let sequence_number = record.change.sequence_number.clone();
             match outbox_record(record) {
                 OutboxRecord::NotOutbox => {}
-                OutboxRecord::Event(event) => {
-                    events.push(*event);
-                    positions.push(i);
-                }
-                OutboxRecord::Unreadable(reason) => {
-                    error!(event_id = %record.event_id, %reason, "unreadable outbox row");
-                    first_failure = first_failure.or(Some(i));
+                OutboxRecord::Row(row) => rows.push((i, *row)),
+                OutboxRecord::Unreadable { key, reason, image } => {
+                    error!(pk = %key.0, sk = %key.1, %reason, "unreadable outbox row; setting it aside");
+                    let aside = SetAside {
+                        key,
+                        body: image,
+                        kind: "OutboxRowUnreadable",
+                        message: reason,
+                        event: None,
+                        attempts: 0,
+                        sequence_number,
+                    };
+                    if let Fate::Retry = self.set_aside(&aside).await {
+                        first_retry = first_retry.or(Some(i));
+                    }
                 }
             }
         }
-        let report = self.publisher.publish_batch(&events).await;
-        for ((event, result), position) in events.iter().zip(&report.results).zip(&positions) {
-            match result {
+        let encoded: Vec<_> = rows.iter().map(|(_, row)| row.event.clone()).collect();
+        let report = self.publisher.publish_encoded(&encoded).await;
+        for ((i, row), result) in rows.iter().zip(&report.results) {
+            let sequence_number = batch.records[*i].change.sequence_number.clone();
+            let fate = match result {
                 Ok(published) => {
-                    info!(event_id = %event.event_id, event_type = %event.event_type(), message_id = %published.message_id, "outbox event published");
-                    if let Err(err) = self.marker.mark_sent(event).await {
-                        warn!(event_id = %event.event_id, error = %err, "published but not marked sent");
+                    info!(event_id = %row.event.event_id, event_type = %row.event.event_type, message_id = %published.message_id, "outbox event published");
+                    if let Err(err) = self.outbox.mark_sent(row).await {
+                        warn!(event_id = %row.event.event_id, error = %err, "published but not marked sent");
                     }
+                    Fate::Published
                 }
-                Err(err) => {
-                    error!(event_id = %event.event_id, error = %err, "outbox event not published; the stream will retry");
-                    first_failure = Some(first_failure.map_or(*position, |f| f.min(*position)));
-                }
+                Err(err) => self.failed(row, err, sequence_number).await,
+            };
+            if let Fate::Retry = fate {
+                first_retry = Some(first_retry.map_or(*i, |f| f.min(*i)));
             }
         }
         let mut response = DynamoDbEventResponse::default();
-        if let Some(i) = first_failure {
+        if let Some(i) = first_retry {
             let mut failure = DynamoDbBatchItemFailure::default();
             failure.item_identifier = batch.records[i].change.sequence_number.clone();
             response.batch_item_failures.push(failure);
         }
         response
     }
+
+    /// A row that was not published: retried (counted on the row), or set aside for good.
+    async fn failed(
+        &self,
+        row: &OutboxRow,
+        err: &PublishError,
+        sequence_number: Option<String>,
+    ) -> Fate {
+        let aside = |kind, attempts| SetAside {
+            key: (row.pk.clone(), row.sk.clone()),
+            body: row.event.body.clone(),
+            kind,
+            message: err.to_string(),
+            event: Some((row.event.event_id.to_string(), row.event.event_type.clone())),
+            attempts,
+            sequence_number: sequence_number.clone(),
+        };
+        let kind = match err {
+            PublishError::HeldBack { .. } => "HeldBack",
+            PublishError::Invalid { .. } | PublishError::Rejected { .. } => "PublishRejected",
+            PublishError::Request { .. } => "PublishFailed",
+        };
+        if !err.is_retryable() {
+            error!(event_id = %row.event.event_id, error = %err, "outbox event cannot be published; setting it aside");
+            return self.set_aside(&aside(kind, 1)).await;
+        }
+        match self.outbox.record_failed_attempt(row, &err.to_string()).await {
+            Ok(attempts) if attempts >= self.max_attempts => {
+                error!(event_id = %row.event.event_id, attempts, error = %err, "outbox event failed too often; setting it aside");
+                self.set_aside(&aside(kind, attempts)).await
+            }
+            Ok(attempts) => {
+                warn!(event_id = %row.event.event_id, attempts, error = %err, "outbox event not published; the stream will retry");
+                Fate::Retry
+            }
+            Err(count_error) => {
+                warn!(event_id = %row.event.event_id, error = %err, %count_error, "outbox event not published, attempt not counted; the stream will retry");
+                Fate::Retry
+            }
+        }
+    }
+
+    async fn set_aside(&self, row: &SetAside) -> Fate {
+        match self.failures.set_aside(row).await {
+            Ok(()) => Fate::SetAside,
+            Err(err) => {
+                error!(pk = %row.key.0, sk = %row.key.1, error = %err, "could not set the row aside; the stream will retry");
+                Fate::Retry
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
     use orderflow::event::examples;
+    use orderflow::publish::RetryPolicy;
     use serde_json::json;
 
-    fn record(event_name: &str, sk: &str, event: Option<&str>) -> EventRecord {
-        let mut new_image = json!({"pk": {"S": "ORDER#ord-1"}, "sk": {"S": sk}});
-        if let Some(event) = event {
-            new_image["event"] = json!({"S": event});
-        }
-        serde_json::from_value(json!({
-            "eventID": "e1", "eventName": event_name, "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
-            "dynamodb": {"Keys": {"pk": {"S": "ORDER#ord-1"}, "sk": {"S": sk}}, "NewImage": new_image,
-                         "SequenceNumber": "100", "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}
-        }))
-        .unwrap()
+    use super::*;
+
+    #[derive(Default)]
+    struct Outbox {
+        sent: Mutex<Vec<String>>,
+        attempts: Mutex<std::collections::HashMap<String, u32>>,
     }
 
-    #[test]
-    fn only_new_outbox_rows_with_valid_events_are_relayed() {
-        let event = examples::order_placed();
-        let json = event.encode().unwrap();
-        assert_eq!(
-            outbox_record(&record("INSERT", "OUTBOX#x", Some(&json))),
-            OutboxRecord::Event(Box::new(event))
+    #[async_trait::async_trait]
+    impl OutboxStore for Outbox {
+        async fn mark_sent(&self, row: &OutboxRow) -> Result<(), RelayError> {
+            self.sent.lock().unwrap().push(row.sk.clone());
+            Ok(())
+        }
+        async fn record_failed_attempt(&self, row: &OutboxRow, _: &str) -> Result<u32, RelayError> {
+            let mut attempts = self.attempts.lock().unwrap();
+            let n = attempts.entry(row.sk.clone()).or_default();
+            *n += 1;
+            Ok(*n)
+        }
+    }
+
+    #[derive(Default)]
+    struct Aside(Mutex<Vec<SetAside>>);
+
+    #[async_trait::async_trait]
+    impl FailureSink for Aside {
+        async fn set_aside(&self, row: &SetAside) -> Result<(), RelayError> {
+            self.0.lock().unwrap().push(row.clone());
+            Ok(())
+        }
+    }
+
+    fn publisher(responses: Vec<String>) -> Publisher {
+        let events = responses
+            .into_iter()
+            .map(|body| {
+                ReplayEvent::new(
+                    http::Request::builder().uri("https://sns.us-east-1.amazonaws.com/").body(SdkBody::empty()).unwrap(),
+                    http::Response::builder().status(200).body(SdkBody::from(body)).unwrap(),
+                )
+            })
+            .collect();
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKID", "SECRET", None, None, "test"))
+            .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
+            .http_client(StaticReplayClient::new(events))
+            .build();
+        Publisher::new(aws_sdk_sns::Client::from_conf(config), "arn:aws:sns:us-east-1:123456789012:t")
+            .with_retry_policy(RetryPolicy {
+                max_attempts: 1,
+                min_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(1),
+            })
+    }
+
+    /// A PublishBatch answer: `ok` entries accepted, `failed` ones refused with (code, sender fault).
+    fn answer(ok: &[usize], failed: &[(usize, &str, bool)]) -> String {
+        let ok: String = ok.iter().map(|i| format!("<member><Id>e{i}</Id><MessageId>m{i}</MessageId></member>")).collect();
+        let failed: String = failed
+            .iter()
+            .map(|(i, code, sender)| format!("<member><Id>e{i}</Id><Code>{code}</Code><Message>no</Message><SenderFault>{sender}</SenderFault></member>"))
+            .collect();
+        format!("<PublishBatchResponse><PublishBatchResult><Successful>{ok}</Successful><Failed>{failed}</Failed></PublishBatchResult></PublishBatchResponse>")
+    }
+
+    fn outbox_batch(n: usize) -> StreamEvent {
+        let records: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let event = examples::order_placed();
+                json!({
+                    "eventID": format!("r{i}"), "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
+                    "dynamodb": {"Keys": {"pk": {"S": "ORDER#ord-1001"}, "sk": {"S": format!("OUTBOX#{i}")}},
+                                 "NewImage": {"pk": {"S": "ORDER#ord-1001"}, "sk": {"S": format!("OUTBOX#{i}")}, "event": {"S": event.encode().unwrap()}},
+                                 "SequenceNumber": format!("{}", 100 + i), "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({"Records": records})).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_row_that_fails_for_good_is_set_aside_and_does_not_hold_back_the_rows_behind_it() {
+        // GIVEN SNS refuses the first of three rows for good
+        let outbox = Arc::new(Outbox::default());
+        let aside = Arc::new(Aside::default());
+        let relay = Relay::new(
+            publisher(vec![answer(&[1, 2], &[(0, "InvalidParameter", true)])]),
+            outbox.clone(),
+            aside.clone(),
         );
-        assert_eq!(
-            outbox_record(&record("MODIFY", "OUTBOX#x", Some(&json))),
-            OutboxRecord::NotOutbox,
-            "marking sent is a MODIFY"
-        );
-        assert_eq!(
-            outbox_record(&record("INSERT", "ORDER", None)),
-            OutboxRecord::NotOutbox
-        );
-        assert_eq!(
-            outbox_record(&record("INSERT", "HISTORY#2026", None)),
-            OutboxRecord::NotOutbox
-        );
-        assert!(matches!(
-            outbox_record(&record("INSERT", "OUTBOX#x", Some("{}"))),
-            OutboxRecord::Unreadable(_)
-        ));
-        assert!(matches!(
-            outbox_record(&record("INSERT", "OUTBOX#x", None)),
-            OutboxRecord::Unreadable(_)
-        ));
+        // WHEN the relay handles the batch
+        let response = relay.handle(&outbox_batch(3)).await;
+        // THEN nothing is retried, the rows behind it are sent, and it is set aside with why
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        assert_eq!(*outbox.sent.lock().unwrap(), ["OUTBOX#1", "OUTBOX#2"]);
+        let aside = aside.0.lock().unwrap();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(aside[0].kind, "PublishRejected");
+        assert_eq!(aside[0].key.1, "OUTBOX#0");
+        assert_eq!(aside[0].sequence_number.as_deref(), Some("100"));
+        assert!(aside[0].message.contains("InvalidParameter"), "{}", aside[0].message);
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_is_retried_from_its_record_until_the_attempts_run_out() {
+        let outbox = Arc::new(Outbox::default());
+        let aside = Arc::new(Aside::default());
+        let throttled = || answer(&[0], &[(1, "Throttled", true)]);
+        let relay = Relay::new(publisher(vec![throttled(), throttled()]), outbox.clone(), aside.clone())
+            .with_max_attempts(2);
+        // First attempt: retry from the failed record (the second).
+        let first = relay.handle(&outbox_batch(2)).await;
+        assert_eq!(first.batch_item_failures[0].item_identifier.as_deref(), Some("101"));
+        assert!(aside.0.lock().unwrap().is_empty());
+        // Second attempt: out of attempts, set aside; the shard moves on.
+        let second = relay.handle(&outbox_batch(2)).await;
+        assert!(second.batch_item_failures.is_empty());
+        let aside = aside.0.lock().unwrap();
+        assert_eq!((aside[0].kind, aside[0].attempts), ("PublishRejected", 2));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_row_is_set_aside_at_once() {
+        let aside = Arc::new(Aside::default());
+        let relay = Relay::new(publisher(vec![]), Arc::new(Outbox::default()), aside.clone());
+        let mut batch = outbox_batch(1);
+        batch.records[0].change.new_image.remove("event");
+        let response = relay.handle(&batch).await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(aside.0.lock().unwrap()[0].kind, "OutboxRowUnreadable");
     }
 }

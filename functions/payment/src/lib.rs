@@ -1,9 +1,13 @@
 //! The payment service: charges placed orders through a [`PaymentGateway`], records each
-//! payment, emits `PaymentProcessed` or `PaymentFailed`, and refunds a captured payment when its
-//! order is cancelled. An order cancelled before it was charged is voided, so a late
-//! `OrderPlaced` never charges it.
+//! payment, emits `PaymentProcessed` or `PaymentFailed`, and settles cancelled orders: a
+//! capture is refunded, an order cancelled before it was charged is voided (a late
+//! `OrderPlaced` never charges it), and a cancellation that meets a charge in flight leaves
+//! the refund to that charge. [`saga`] says why no interleaving keeps money for a cancelled
+//! order.
 
+pub mod error;
 pub mod gateway;
+pub mod saga;
 pub mod store;
 
 use std::sync::Arc;
@@ -12,10 +16,15 @@ use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{OrderCancelled, OrderPlaced, PaymentFailed, PaymentProcessed};
 use rust_decimal::Decimal;
-use tracing::info;
+use serde_json::json;
 
+pub use error::PaymentError;
 pub use gateway::{ChargeRequest, GatewayError, PaymentGateway, SimulatedGateway, SimulatorRules};
-pub use store::{DynamoPaymentStore, Inserted, Payment, PaymentStatus, PaymentStore};
+pub use saga::{Charged, Settled};
+pub use store::{
+    DynamoPaymentStore, InMemoryPaymentStore, Inserted, Payment, PaymentStatus, PaymentStore,
+    Transition,
+};
 
 /// The consumer's name: idempotency key prefix and `source` of its events.
 pub const NAME: &str = "payment";
@@ -73,8 +82,11 @@ pub fn handlers(state: State) -> Consumer<State> {
     Consumer::new(NAME, state).on(charge).on(refund)
 }
 
-fn transient(err: impl std::error::Error + Send + Sync + 'static) -> HandlerError {
-    HandlerError::transient(err)
+fn inconsistent(payment: &Payment, reason: &str) -> PaymentError {
+    PaymentError::Inconsistent {
+        order_id: payment.order_id.clone(),
+        reason: reason.to_owned(),
+    }
 }
 
 /// OrderPlaced: charge, record, and tell the others.
@@ -83,218 +95,66 @@ pub async fn charge(
     state: Arc<State>,
 ) -> Result<Outcome, HandlerError> {
     let order = &message.data;
-    let existing = state.store.get(&order.order_id).await.map_err(transient)?;
-    if existing.is_some_and(|p| p.status == PaymentStatus::Voided) {
-        info!(order_id = %order.order_id, "order was cancelled before it was charged; not charging");
-        return Ok(Outcome::done().with_result(serde_json::json!({"voided": true})));
-    }
-    let request = ChargeRequest {
-        idempotency_key: order.order_id.clone(),
-        customer_id: order.customer_id.clone(),
-        amount: order.total,
-        currency: order.currency.clone(),
-    };
-    let (payment, event) = match state.gateway.charge(&request).await {
-        Ok(payment_id) => (
-            Payment {
-                order_id: order.order_id.clone(),
-                status: PaymentStatus::Captured,
-                payment_id: Some(payment_id.clone()),
-                amount: order.total,
-                currency: order.currency.clone(),
-                decline_code: None,
-                refund_id: None,
-            },
-            message.follow_up(PaymentProcessed {
+    let charged = saga::charge(order, state.store.as_ref(), state.gateway.as_ref()).await?;
+    let amount = |p: &Payment| p.amount.unwrap_or(order.total);
+    let currency = |p: &Payment| p.currency.clone().unwrap_or_else(|| order.currency.clone());
+    Ok(match charged {
+        Charged::Captured(payment) => {
+            let payment_id = payment
+                .payment_id
+                .clone()
+                .ok_or_else(|| inconsistent(&payment, "captured without a payment id"))?;
+            Outcome::done().publish(message.follow_up(PaymentProcessed {
                 order_id: order.order_id.clone(),
                 payment_id,
-                amount: order.total,
-                currency: order.currency.clone(),
-            }),
-        ),
-        Err(GatewayError::Declined { code, reason }) => (
-            Payment {
-                order_id: order.order_id.clone(),
-                status: PaymentStatus::Declined,
-                payment_id: None,
-                amount: order.total,
-                currency: order.currency.clone(),
-                decline_code: Some(code.clone()),
-                refund_id: None,
-            },
-            message.follow_up(PaymentFailed {
-                order_id: order.order_id.clone(),
-                amount: order.total,
-                currency: order.currency.clone(),
-                reason_code: code,
-                reason,
-            }),
-        ),
-        Err(unavailable @ GatewayError::Unavailable(_)) => {
-            return Err(HandlerError::transient(unavailable));
+                amount: amount(&payment),
+                currency: currency(&payment),
+            }))
         }
-    };
-    match state.store.insert(&payment).await.map_err(transient)? {
-        Inserted::Inserted => {}
-        // A redelivery after a crash: the gateway returned the same payment; record unchanged.
-        Inserted::Exists(existing) if existing.status == payment.status => {}
-        // Cancelled while we were charging: give the money back, say nothing more.
-        Inserted::Exists(existing) if existing.status == PaymentStatus::Voided => {
-            if let Some(payment_id) = &payment.payment_id {
-                state
-                    .gateway
-                    .refund(payment_id, payment.amount)
-                    .await
-                    .map_err(transient)?;
-            }
-            return Ok(Outcome::done().with_result(serde_json::json!({"voided": true})));
+        Charged::Declined(payment) => Outcome::done().publish(message.follow_up(PaymentFailed {
+            order_id: order.order_id.clone(),
+            amount: amount(&payment),
+            currency: currency(&payment),
+            reason_code: payment.decline_code.clone().unwrap_or_default(),
+            reason: payment.decline_reason.clone().unwrap_or_default(),
+        })),
+        Charged::Cancelled(payment) => {
+            tracing::info!(order_id = %order.order_id, status = payment.status.as_str(), "order cancelled; nothing kept, nothing announced");
+            Outcome::done().with_result(json!({"cancelled": payment.status.as_str()}))
         }
-        Inserted::Exists(existing) => {
-            return Err(HandlerError::permanent(format!(
-                "order {} already has a {:?} payment",
-                order.order_id, existing.status
-            )));
-        }
-    }
-    Ok(Outcome::done().publish(event))
+    })
 }
 
-/// What a cancellation means for a payment.
-#[derive(Debug, Eq, PartialEq)]
-pub enum CancellationAction {
-    /// Nothing was charged yet: void, so a late OrderPlaced does not charge.
-    Void,
-    /// Money was taken: refund it.
-    Refund,
-    /// Declined, refunded or voided already: nothing to do.
-    Nothing,
-}
-
-/// Decides what to do about a cancelled order's payment.
-pub fn on_cancellation(payment: Option<&Payment>) -> CancellationAction {
-    match payment.map(|p| p.status) {
-        None => CancellationAction::Void,
-        Some(PaymentStatus::Captured) => CancellationAction::Refund,
-        Some(PaymentStatus::Declined | PaymentStatus::Refunded | PaymentStatus::Voided) => {
-            CancellationAction::Nothing
-        }
-    }
-}
-
-/// OrderCancelled: refund a captured payment once, or void an uncharged order.
+/// OrderCancelled: refund a captured payment once, void an uncharged order, or leave a charge
+/// in flight to refund itself.
 pub async fn refund(
     message: Message<OrderCancelled>,
     state: Arc<State>,
 ) -> Result<Outcome, HandlerError> {
-    let order_id = &message.data.order_id;
-    let mut payment = state.store.get(order_id).await.map_err(transient)?;
-    if on_cancellation(payment.as_ref()) == CancellationAction::Void {
-        let voided = Payment {
-            order_id: order_id.clone(),
-            status: PaymentStatus::Voided,
-            payment_id: None,
-            amount: Decimal::ZERO,
-            currency: "XXX".into(),
-            decline_code: None,
-            refund_id: None,
-        };
-        match state.store.insert(&voided).await.map_err(transient)? {
-            Inserted::Inserted => {
-                return Ok(Outcome::done().with_result(serde_json::json!({"action": "voided"})));
-            }
-            // Charged in the meantime: decide again on what is there now.
-            Inserted::Exists(existing) => payment = Some(existing),
-        }
-    }
-    let refunded = match (on_cancellation(payment.as_ref()), payment) {
-        (
-            CancellationAction::Refund,
-            Some(Payment {
-                payment_id: Some(payment_id),
-                amount,
-                ..
-            }),
-        ) => {
-            let refund_id = state
-                .gateway
-                .refund(&payment_id, amount)
-                .await
-                .map_err(transient)?;
-            state
-                .store
-                .mark_refunded(order_id, &refund_id)
-                .await
-                .map_err(transient)?
-        }
-        _ => false,
+    let settled = saga::settle_cancelled(
+        &message.data.order_id,
+        state.store.as_ref(),
+        state.gateway.as_ref(),
+    )
+    .await?;
+    let result = match settled {
+        Settled::Voided => json!({"action": "voided"}),
+        Settled::Refunded(payment) => json!({"action": "refunded", "refundId": payment.refund_id}),
+        Settled::LeftToTheCharge => json!({"action": "left to the charge in flight"}),
+        Settled::Nothing(status) => json!({"action": "nothing", "status": status.as_str()}),
     };
-    Ok(Outcome::done().with_result(serde_json::json!({"refunded": refunded})))
+    Ok(Outcome::done().with_result(result))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn payment(status: PaymentStatus) -> Payment {
-        Payment {
-            order_id: "ord-1".into(),
-            status,
-            payment_id: Some("pay-ord-1".into()),
-            amount: Decimal::ONE,
-            currency: "EUR".into(),
-            decline_code: None,
-            refund_id: None,
-        }
-    }
-
-    #[test]
-    fn a_cancellation_refunds_only_captured_payments_and_voids_uncharged_orders() {
-        assert_eq!(on_cancellation(None), CancellationAction::Void);
-        assert_eq!(
-            on_cancellation(Some(&payment(PaymentStatus::Captured))),
-            CancellationAction::Refund
-        );
-        for done in [
-            PaymentStatus::Declined,
-            PaymentStatus::Refunded,
-            PaymentStatus::Voided,
-        ] {
-            assert_eq!(
-                on_cancellation(Some(&payment(done))),
-                CancellationAction::Nothing
-            );
-        }
-    }
-
     #[test]
     fn the_consumer_handles_exactly_its_two_event_types() {
-        struct NoGateway;
-        #[async_trait::async_trait]
-        impl PaymentGateway for NoGateway {
-            async fn charge(&self, _: &ChargeRequest) -> Result<String, GatewayError> {
-                Err(GatewayError::Unavailable("test".into()))
-            }
-            async fn refund(&self, _: &str, _: Decimal) -> Result<String, GatewayError> {
-                Err(GatewayError::Unavailable("test".into()))
-            }
-        }
-        struct NoStore;
-        #[async_trait::async_trait]
-        impl PaymentStore for NoStore {
-            async fn get(&self, _: &str) -> Result<Option<Payment>, StoreError> {
-                Ok(None)
-            }
-            async fn insert(&self, _: &Payment) -> Result<Inserted, StoreError> {
-                Ok(Inserted::Inserted)
-            }
-            async fn mark_refunded(&self, _: &str, _: &str) -> Result<bool, StoreError> {
-                Ok(false)
-            }
-        }
-        use store::StoreError;
         let consumer = handlers(State {
-            gateway: Arc::new(NoGateway),
-            store: Arc::new(NoStore),
+            gateway: Arc::new(SimulatedGateway::default()),
+            store: Arc::new(InMemoryPaymentStore::new()),
         });
         assert_eq!(
             consumer.handled_event_types(),

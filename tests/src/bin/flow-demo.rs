@@ -136,19 +136,13 @@ async fn main() {
             message["subject"].as_str().unwrap_or("")
         );
     }
-    for counters in &snapshot["analytics"] {
-        let fields: Vec<String> = counters
-            .as_object()
-            .unwrap()
+    for (counter, amounts) in flow.analytics().await {
+        let fields: Vec<String> = amounts
             .iter()
             .filter(|(k, _)| *k != "pk")
-            .map(|(k, v)| format!("{k} {v}"))
+            .map(|(k, v)| format!("{k} {}", v.normalize()))
             .collect();
-        println!(
-            "analytics  {:<22} {}",
-            counters["pk"].as_str().unwrap_or(""),
-            fields.join(", ")
-        );
+        println!("analytics  {counter:<22} {}", fields.join(", "));
     }
     let outbox: Vec<&Value> = snapshot["orders"]
         .iter()

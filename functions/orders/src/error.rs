@@ -1,0 +1,46 @@
+//! What can go wrong in the order service, and whether a retry can help.
+
+use orderflow::Classify;
+use orderflow::aws::AwsError;
+
+/// Why an order operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OrdersError {
+    /// A DynamoDB request failed (classified by the library).
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+    /// A saga event arrived before the order's `OrderPlaced` reached this service (separate
+    /// queues keep no order between them): it waits and comes back.
+    #[error("order {0} is not known here yet: its OrderPlaced has not arrived")]
+    NotYetKnown(String),
+    /// An item of the orders table cannot be read or written as the service stores it.
+    #[error("orders table item {key}: {reason}")]
+    Unreadable {
+        /// The item's key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An event for the outbox breaks the contract (a bug: never published).
+    #[error("outbox event is invalid: {0}")]
+    InvalidEvent(#[from] orderflow::EventError),
+}
+
+impl Classify for OrdersError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            OrdersError::Aws(err) => err.is_retryable(),
+            OrdersError::NotYetKnown(_) => true,
+            OrdersError::Unreadable { .. } | OrdersError::InvalidEvent(_) => false,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            OrdersError::Aws(err) => err.kind(),
+            OrdersError::NotYetKnown(_) => "OrderNotYetKnown",
+            OrdersError::Unreadable { .. } => "OrderUnreadable",
+            OrdersError::InvalidEvent(_) => "InvalidEvent",
+        }
+    }
+}
