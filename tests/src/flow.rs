@@ -370,9 +370,7 @@ impl Flow {
 
     /// The analytics counters, their shards added up, by counter key (dates undated:
     /// `DAY#<day>`, `REVENUE#<day>#EUR`, `SKU#SKU-MUG`).
-    pub async fn analytics(
-        &self,
-    ) -> BTreeMap<String, BTreeMap<String, rust_decimal::Decimal>> {
+    pub async fn analytics(&self) -> BTreeMap<String, BTreeMap<String, rust_decimal::Decimal>> {
         let out = self
             .aws
             .dynamodb
@@ -405,26 +403,9 @@ impl Flow {
 
     /// Messages still in the services' queues, visible or waiting out a retry delay.
     pub async fn in_flight(&self) -> usize {
-        use aws_sdk_sqs::types::QueueAttributeName as A;
         let mut total = 0;
         for (queue, _) in self.queues.values() {
-            let out = self
-                .aws
-                .sqs
-                .get_queue_attributes()
-                .queue_url(&queue.url)
-                .attribute_names(A::ApproximateNumberOfMessages)
-                .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
-                .send()
-                .await
-                .expect("GetQueueAttributes");
-            let attributes = out.attributes().cloned().unwrap_or_default();
-            for name in [A::ApproximateNumberOfMessages, A::ApproximateNumberOfMessagesNotVisible] {
-                total += attributes
-                    .get(&name)
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or(0);
-            }
+            total += self.aws.queue_depth(queue).await;
         }
         total
     }

@@ -11,6 +11,7 @@
 // Test code: a failed call is a failed test, and the panic message says which.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod conflicts;
 pub mod flow;
 pub mod interceptors;
 pub mod streams;
@@ -307,6 +308,33 @@ impl Emulator {
                 .await
                 .expect("DeleteMessage");
         }
+    }
+
+    /// Messages in `queue`, visible or waiting out a visibility timeout.
+    pub async fn queue_depth(&self, queue: &Queue) -> usize {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&queue.url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        let attributes = out.attributes().cloned().unwrap_or_default();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|name| {
+            attributes
+                .get(name)
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
     }
 
     /// Creates a pay-per-request table with string partition key `key`, and waits until it is

@@ -17,9 +17,11 @@ pub const SHARDS: u32 = 10;
 /// The shard of an order's counters: FNV-1a of its id, so an order always lands on the same
 /// shard (a redelivery adds to the same items) and orders spread evenly.
 pub fn shard(order_id: &str) -> u32 {
-    let hash = order_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    });
+    let hash = order_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
     (hash % u64::from(SHARDS)) as u32
 }
 
@@ -198,13 +200,25 @@ mod tests {
     fn counters_are_sharded_by_order_and_shards_add_up() {
         let event = examples::order_placed();
         let shard = shard(&event.aggregate_id);
-        assert!(updates(&event).iter().all(|u| u.key.ends_with(&format!("#{shard}"))));
+        assert!(
+            updates(&event)
+                .iter()
+                .all(|u| u.key.ends_with(&format!("#{shard}")))
+        );
         assert_eq!(counter_key("DAY#2026-11-23#7"), "DAY#2026-11-23");
         assert_eq!(counter_key("SKU#SKU-RED-MUG#0"), "SKU#SKU-RED-MUG");
-        assert_eq!(counter_key("REVENUE#2026-11-23#EUR"), "REVENUE#2026-11-23#EUR");
-        let spread: std::collections::BTreeSet<u32> =
-            (0..200).map(|i| super::shard(&format!("ord-{i}"))).collect();
-        assert_eq!(spread.len(), SHARDS as usize, "orders spread over every shard");
+        assert_eq!(
+            counter_key("REVENUE#2026-11-23#EUR"),
+            "REVENUE#2026-11-23#EUR"
+        );
+        let spread: std::collections::BTreeSet<u32> = (0..200)
+            .map(|i| super::shard(&format!("ord-{i}")))
+            .collect();
+        assert_eq!(
+            spread.len(),
+            SHARDS as usize,
+            "orders spread over every shard"
+        );
         let totals = sum_shards([
             ("DAY#d#1", vec![("ordersPlaced".to_owned(), Decimal::ONE)]),
             ("DAY#d#4", vec![("ordersPlaced".to_owned(), Decimal::TWO)]),

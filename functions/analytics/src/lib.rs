@@ -17,8 +17,8 @@ use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{EventData, OrderCancelled, OrderConfirmed, OrderPlaced};
 
-pub use error::AnalyticsError;
 pub use counters::{CounterUpdate, SHARDS, counter_key, shard, sum_shards, updates};
+pub use error::AnalyticsError;
 
 /// The consumer's name: idempotency key prefix.
 pub const NAME: &str = "analytics";

@@ -9,7 +9,7 @@ pub mod store;
 
 use std::sync::Arc;
 
-use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
+use orderflow::consume::{Consumer, ConsumerEnv, ConsumerOptions, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderPlaced};
 use tracing::info;
@@ -53,6 +53,17 @@ pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> 
         store: Arc::new(store),
     })
     .wired(sdk, &config.consumer)
+    .with_options(options())
+}
+
+/// Records of one batch run one after another: popular SKUs are in many orders, and
+/// transactions on one stock item running at once cancel each other (`TransactionConflict`).
+/// Concurrency comes from the event source's parallel invocations instead.
+pub fn options() -> ConsumerOptions {
+    ConsumerOptions {
+        max_concurrency: 1,
+        ..ConsumerOptions::default()
+    }
 }
 
 /// The handlers, unwired. Both are transactional: their effect is the writes they return.
@@ -62,19 +73,13 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on_transactional(release)
 }
 
-
 /// OrderPlaced: reserve everything or nothing.
 pub async fn reserve(
     message: Message<OrderPlaced>,
     state: Arc<State>,
 ) -> Result<Outcome, HandlerError> {
     let order = &message.data;
-    if let Some(existing) = state
-        .store
-        .reservation(&order.order_id)
-        .await
-        ?
-    {
+    if let Some(existing) = state.store.reservation(&order.order_id).await? {
         // Cancelled first (the cancellation overtook the order): never reserve for it.
         info!(order_id = %order.order_id, status = ?existing.status, "order already has a reservation record; nothing to do");
         return Ok(Outcome::done());
@@ -98,11 +103,7 @@ pub async fn reserve(
     let mut outcome = Outcome::done();
     match plan(&lines, &stock) {
         Plan::Reserve(items) => {
-            for write in state
-                .store
-                .reserve(&order.order_id, &items)
-                ?
-            {
+            for write in state.store.reserve(&order.order_id, &items)? {
                 outcome = outcome.write(write);
             }
             outcome = outcome.publish(message.follow_up(InventoryReserved {
@@ -114,8 +115,7 @@ pub async fn reserve(
         Plan::Short(shortages) => {
             for write in state
                 .store
-                .record(&order.order_id, ReservationStatus::Rejected)
-                ?
+                .record(&order.order_id, ReservationStatus::Rejected)?
             {
                 outcome = outcome.write(write);
             }
@@ -134,20 +134,12 @@ pub async fn release(
     state: Arc<State>,
 ) -> Result<Outcome, HandlerError> {
     let order_id = &message.data.order_id;
-    let writes = match state
-        .store
-        .reservation(order_id)
-        .await
-        ?
-    {
+    let writes = match state.store.reservation(order_id).await? {
         Some(reservation) if reservation.status == ReservationStatus::Reserved => {
             state.store.release(&reservation)?
         }
         Some(_) => Vec::new(),
-        None => state
-            .store
-            .record(order_id, ReservationStatus::Cancelled)
-            ?,
+        None => state.store.record(order_id, ReservationStatus::Cancelled)?,
     };
     Ok(writes.into_iter().fold(Outcome::done(), Outcome::write))
 }

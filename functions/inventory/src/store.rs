@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
-use orderflow::event::ReservedItem;
 use orderflow::aws::AwsResultExt;
+use orderflow::event::ReservedItem;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InventoryError;
@@ -37,7 +37,6 @@ pub struct Reservation {
     /// What is (or was) held.
     pub items: Vec<ReservedItem>,
 }
-
 
 /// The inventory table, as the service needs it. Reads happen now; changes are returned as
 /// writes, committed by the consumer with the idempotency record in one transaction.

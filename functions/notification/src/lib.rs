@@ -67,7 +67,6 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on(order_cancelled)
 }
 
-
 async fn send(
     state: &State,
     event: &Event,
@@ -111,11 +110,7 @@ pub async fn order_placed(
         customer_id: order.customer_id.clone(),
         email: order.customer_email.clone(),
     };
-    state
-        .contacts
-        .remember(&order.order_id, &contact)
-        .await
-        ?;
+    state.contacts.remember(&order.order_id, &contact).await?;
     send(
         &state,
         &message.event,

@@ -18,7 +18,6 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
-
 /// Sends messages to customers. Must be idempotent per `message_id`.
 #[async_trait::async_trait]
 pub trait EmailSender: Send + Sync {
@@ -51,8 +50,6 @@ impl NotificationTable {
         }
     }
 }
-
-
 
 #[async_trait::async_trait]
 impl EmailSender for NotificationTable {

@@ -160,7 +160,10 @@ fn failed(err: &OrdersError) -> ApiGatewayV2httpResponse {
         return unavailable(&err.to_string());
     }
     error!(error = %err, "the order service cannot serve this request");
-    respond(500, &json!({"message": "the order service failed; this is not something a retry fixes"}))
+    respond(
+        500,
+        &json!({"message": "the order service failed; this is not something a retry fixes"}),
+    )
 }
 
 fn unavailable(reason: &str) -> ApiGatewayV2httpResponse {

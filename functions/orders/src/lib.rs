@@ -26,8 +26,8 @@ use lambda_runtime::LambdaEvent;
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{
-    EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed,
-    OrderPlaced, PaymentFailed, PaymentProcessed,
+    EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed, OrderPlaced,
+    PaymentFailed, PaymentProcessed,
 };
 use serde_json::Value;
 

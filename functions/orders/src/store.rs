@@ -44,7 +44,6 @@ pub struct Change {
     pub event: Option<Event>,
 }
 
-
 /// The answer to [`OrderRepository::create`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Created {
@@ -63,7 +62,8 @@ pub trait OrderRepository: Send + Sync {
     /// The order, if it exists.
     async fn load(&self, order_id: &str) -> Result<Option<Order>, OrdersError>;
     /// The order and its history, oldest first.
-    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError>;
+    async fn view(&self, order_id: &str)
+    -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError>;
     /// The writes that record an order another system placed (its `OrderPlaced` came through
     /// the topic, not the API): the order, unless one with its id exists, and its first history
     /// entry. No outbox row: the event is out already.
@@ -74,7 +74,8 @@ pub trait OrderRepository: Send + Sync {
     ) -> Result<Vec<TransactWriteItem>, OrdersError>;
     /// The writes that apply `change` to the order: the update, the history entry and the
     /// outbox event, committed together by the consumer.
-    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, OrdersError>;
+    fn apply(&self, order_id: &str, change: &Change)
+    -> Result<Vec<TransactWriteItem>, OrdersError>;
 }
 
 /// The orders table in DynamoDB.
@@ -204,7 +205,10 @@ impl OrderRepository for DynamoOrderRepository {
                 if cancelled && let Some(existing) = self.load(&order.order_id).await? {
                     return Ok(Created::Exists(Box::new(existing)));
                 }
-                Err(orderflow::aws::AwsError::new("DynamoDB TransactWriteItems", &self.table, &err).into())
+                Err(
+                    orderflow::aws::AwsError::new("DynamoDB TransactWriteItems", &self.table, &err)
+                        .into(),
+                )
             }
         }
     }
@@ -228,7 +232,10 @@ impl OrderRepository for DynamoOrderRepository {
             .transpose()
     }
 
-    async fn view(&self, order_id: &str) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError> {
+    async fn view(
+        &self,
+        order_id: &str,
+    ) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError> {
         let Some(order) = self.load(order_id).await? else {
             return Ok(None);
         };
@@ -272,7 +279,11 @@ impl OrderRepository for DynamoOrderRepository {
         ])
     }
 
-    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<TransactWriteItem>, OrdersError> {
+    fn apply(
+        &self,
+        order_id: &str,
+        change: &Change,
+    ) -> Result<Vec<TransactWriteItem>, OrdersError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk(order_id))

@@ -189,7 +189,11 @@ impl Relay {
             error!(event_id = %row.event.event_id, error = %err, "outbox event cannot be published; setting it aside");
             return self.set_aside(&aside(kind, 1)).await;
         }
-        match self.outbox.record_failed_attempt(row, &err.to_string()).await {
+        match self
+            .outbox
+            .record_failed_attempt(row, &err.to_string())
+            .await
+        {
             Ok(attempts) if attempts >= self.max_attempts => {
                 error!(event_id = %row.event.event_id, attempts, error = %err, "outbox event failed too often; setting it aside");
                 self.set_aside(&aside(kind, attempts)).await
@@ -266,8 +270,14 @@ mod tests {
             .into_iter()
             .map(|body| {
                 ReplayEvent::new(
-                    http::Request::builder().uri("https://sns.us-east-1.amazonaws.com/").body(SdkBody::empty()).unwrap(),
-                    http::Response::builder().status(200).body(SdkBody::from(body)).unwrap(),
+                    http::Request::builder()
+                        .uri("https://sns.us-east-1.amazonaws.com/")
+                        .body(SdkBody::empty())
+                        .unwrap(),
+                    http::Response::builder()
+                        .status(200)
+                        .body(SdkBody::from(body))
+                        .unwrap(),
                 )
             })
             .collect();
@@ -278,22 +288,30 @@ mod tests {
             .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
             .http_client(StaticReplayClient::new(events))
             .build();
-        Publisher::new(aws_sdk_sns::Client::from_conf(config), "arn:aws:sns:us-east-1:123456789012:t")
-            .with_retry_policy(RetryPolicy {
-                max_attempts: 1,
-                min_delay: Duration::from_millis(1),
-                max_delay: Duration::from_millis(1),
-            })
+        Publisher::new(
+            aws_sdk_sns::Client::from_conf(config),
+            "arn:aws:sns:us-east-1:123456789012:t",
+        )
+        .with_retry_policy(RetryPolicy {
+            max_attempts: 1,
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
+        })
     }
 
     /// A PublishBatch answer: `ok` entries accepted, `failed` ones refused with (code, sender fault).
     fn answer(ok: &[usize], failed: &[(usize, &str, bool)]) -> String {
-        let ok: String = ok.iter().map(|i| format!("<member><Id>e{i}</Id><MessageId>m{i}</MessageId></member>")).collect();
+        let ok: String = ok
+            .iter()
+            .map(|i| format!("<member><Id>e{i}</Id><MessageId>m{i}</MessageId></member>"))
+            .collect();
         let failed: String = failed
             .iter()
             .map(|(i, code, sender)| format!("<member><Id>e{i}</Id><Code>{code}</Code><Message>no</Message><SenderFault>{sender}</SenderFault></member>"))
             .collect();
-        format!("<PublishBatchResponse><PublishBatchResult><Successful>{ok}</Successful><Failed>{failed}</Failed></PublishBatchResult></PublishBatchResponse>")
+        format!(
+            "<PublishBatchResponse><PublishBatchResult><Successful>{ok}</Successful><Failed>{failed}</Failed></PublishBatchResult></PublishBatchResponse>"
+        )
     }
 
     fn outbox_batch(n: usize) -> StreamEvent {
@@ -331,7 +349,11 @@ mod tests {
         assert_eq!(aside[0].kind, "PublishRejected");
         assert_eq!(aside[0].key.1, "OUTBOX#0");
         assert_eq!(aside[0].sequence_number.as_deref(), Some("100"));
-        assert!(aside[0].message.contains("InvalidParameter"), "{}", aside[0].message);
+        assert!(
+            aside[0].message.contains("InvalidParameter"),
+            "{}",
+            aside[0].message
+        );
     }
 
     #[tokio::test]
@@ -339,11 +361,18 @@ mod tests {
         let outbox = Arc::new(Outbox::default());
         let aside = Arc::new(Aside::default());
         let throttled = || answer(&[0], &[(1, "Throttled", true)]);
-        let relay = Relay::new(publisher(vec![throttled(), throttled()]), outbox.clone(), aside.clone())
-            .with_max_attempts(2);
+        let relay = Relay::new(
+            publisher(vec![throttled(), throttled()]),
+            outbox.clone(),
+            aside.clone(),
+        )
+        .with_max_attempts(2);
         // First attempt: retry from the failed record (the second).
         let first = relay.handle(&outbox_batch(2)).await;
-        assert_eq!(first.batch_item_failures[0].item_identifier.as_deref(), Some("101"));
+        assert_eq!(
+            first.batch_item_failures[0].item_identifier.as_deref(),
+            Some("101")
+        );
         assert!(aside.0.lock().unwrap().is_empty());
         // Second attempt: out of attempts, set aside; the shard moves on.
         let second = relay.handle(&outbox_batch(2)).await;
@@ -355,7 +384,11 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_row_is_set_aside_at_once() {
         let aside = Arc::new(Aside::default());
-        let relay = Relay::new(publisher(vec![]), Arc::new(Outbox::default()), aside.clone());
+        let relay = Relay::new(
+            publisher(vec![]),
+            Arc::new(Outbox::default()),
+            aside.clone(),
+        );
         let mut batch = outbox_batch(1);
         batch.records[0].change.new_image.remove("event");
         let response = relay.handle(&batch).await;

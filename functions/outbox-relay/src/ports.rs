@@ -114,7 +114,9 @@ impl OutboxStore for DynamoOutboxStore {
             .and_then(|a| a.get("publishAttempts"))
             .and_then(|v| v.as_n().ok())
             .and_then(|n| n.parse().ok())
-            .ok_or_else(|| AwsError::other(UPDATE, &self.table, "no publishAttempts returned", true))?;
+            .ok_or_else(|| {
+                AwsError::other(UPDATE, &self.table, "no publishAttempts returned", true)
+            })?;
         Ok(attempts)
     }
 }

@@ -118,11 +118,15 @@ mod tests {
         let json = event.encode().unwrap();
         let full = json!({"event": {"S": json}, "eventId": {"S": event.event_id.to_string()},
             "eventType": {"S": "OrderPlaced"}, "eventVersion": {"N": "2"}, "correlationId": {"S": "corr-from-row"}});
-        let OutboxRecord::Row(row) = outbox_record(&record("INSERT", "OUTBOX#x", full.clone())) else {
+        let OutboxRecord::Row(row) = outbox_record(&record("INSERT", "OUTBOX#x", full.clone()))
+        else {
             panic!("not relayed")
         };
         assert_eq!(row.event.body, json, "the stored JSON, unchanged");
-        assert_eq!(row.event.correlation_id, "corr-from-row", "attributes from the row");
+        assert_eq!(
+            row.event.correlation_id, "corr-from-row",
+            "attributes from the row"
+        );
         assert_eq!(row.event.aggregate_id, "ord-1001");
         assert_eq!(
             outbox_record(&record("MODIFY", "OUTBOX#x", full)),

@@ -18,12 +18,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use orderflow::event::{EventPayload, OrderPlaced, examples};
 use payment::saga;
 use payment::{
     ChargeRequest, GatewayError, InMemoryPaymentStore, Payment, PaymentError, PaymentGateway,
     PaymentStatus, PaymentStore, Transition,
 };
-use orderflow::event::{EventPayload, OrderPlaced, examples};
 use rust_decimal::Decimal;
 
 /// Which actor may make its next port call, and what each one waits at.
@@ -294,7 +294,11 @@ fn replay(
     }
     let (waiting, traces, outage) = {
         let state = world.gate.state.lock().unwrap();
-        (state.waiting_at.clone(), state.traces.clone(), state.outage.clone())
+        (
+            state.waiting_at.clone(),
+            state.traces.clone(),
+            state.outage.clone(),
+        )
     };
     let mut key = format!(
         "{:?}|{:?}|{:?}|{outage:?}",
@@ -349,7 +353,10 @@ fn explore(
     let mut seen = std::collections::HashSet::new();
     let mut stack: Vec<Vec<Choice>> = vec![Vec::new()];
     while let Some(schedule) = stack.pop() {
-        assert!(schedule.len() < 60, "a schedule that never ends: {schedule:?}");
+        assert!(
+            schedule.len() < 60,
+            "a schedule that never ends: {schedule:?}"
+        );
         let (world, enabled, key) = replay(customer, messages, faults_per_actor, &schedule);
         if !seen.insert(key) {
             continue;
@@ -424,7 +431,10 @@ fn a_cancelled_order_keeps_no_money_in_any_interleaving() {
                     other => panic!("ended {other:?} after {schedule:?}"),
                 }
             });
-            assert!(schedules > 50, "{customer} {messages:?}: only {schedules} states");
+            assert!(
+                schedules > 50,
+                "{customer} {messages:?}: only {schedules} states"
+            );
             eprintln!("{customer} {messages:?}: {schedules} states");
         }
     }
@@ -432,7 +442,10 @@ fn a_cancelled_order_keeps_no_money_in_any_interleaving() {
 
 #[test]
 fn a_confirmed_order_is_captured_exactly_once_in_any_interleaving() {
-    for messages in [vec![Message::Charge], vec![Message::Charge, Message::Charge]] {
+    for messages in [
+        vec![Message::Charge],
+        vec![Message::Charge, Message::Charge],
+    ] {
         let schedules = explore("cust-1", &messages, 2, &|world, schedule| {
             let (captured, refunded, captures) = totals(world);
             assert_eq!(captures, 1, "{schedule:?}");

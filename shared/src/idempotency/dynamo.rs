@@ -147,8 +147,12 @@ fn transaction_tables(items: &[TransactWriteItem]) -> String {
     tables.join("`, `")
 }
 
-/// Attempts of a transaction cancelled only by conflicts with other transactions.
-const CONFLICT_ATTEMPTS: u32 = 4;
+/// Attempts of a transaction cancelled only by conflicts with other transactions: a conflict
+/// lasts as long as the other transaction (milliseconds), so retrying here at once, with
+/// jittered exponential backoff, clears it without spending one of the message's receives.
+const CONFLICT_ATTEMPTS: u32 = 8;
+/// The longest pause between two of those attempts.
+const CONFLICT_MAX_PAUSE_MS: u64 = 1_000;
 
 /// Whether a transaction was cancelled only because other transactions touched its items.
 fn only_conflicts(err: &SdkError<TransactWriteItemsError, HttpResponse>) -> bool {
@@ -281,7 +285,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             match sent {
                 Ok(_) => return Ok(Committed::Written),
                 Err(err) if attempt < CONFLICT_ATTEMPTS && only_conflicts(&err) => {
-                    let ceiling = 25u64 << attempt;
+                    let ceiling = (20u64 << attempt).min(CONFLICT_MAX_PAUSE_MS);
                     tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(
                         ceiling / 2..=ceiling,
                     )))

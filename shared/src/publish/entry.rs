@@ -57,15 +57,10 @@ impl EncodedEvent {
     }
 
     /// Reads the envelope of an encoded event, leaving `body` exactly as it is. Refuses a
-    /// document that is not JSON, is too large, or lacks an envelope field; the payload is not
-    /// judged (a newer writer's event is forwarded, not refused).
+    /// document that is not JSON or lacks an envelope field; the payload is not judged (a newer
+    /// writer's event is forwarded, not refused). Size is the publisher's check: it refuses an
+    /// event over SNS's limit as `Invalid`, never sending it.
     pub fn from_json(body: String) -> Result<Self, EventError> {
-        if body.len() > MAX_MESSAGE_BYTES {
-            return Err(EventError::TooLarge {
-                size: body.len(),
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
         let mut deserializer = serde_json::Deserializer::from_str(&body);
         let header: Header = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(|err| EventError::from_serde(err, ""))?;

@@ -76,7 +76,9 @@ async fn a_batch_of_ten_with_three_bad_records_handles_seven_and_dead_letters_th
     let id_of = |body: &str| {
         messages
             .iter()
-            .find(|m| orderflow::sns::message_body(m.body().unwrap_or_default()).message() == Some(body))
+            .find(|m| {
+                orderflow::sns::message_body(m.body().unwrap_or_default()).message() == Some(body)
+            })
             .and_then(|m| m.message_id())
             .unwrap()
             .to_owned()

@@ -147,7 +147,11 @@ async fn three_orders_end_confirmed_declined_and_out_of_stock() {
     let day = &counters["DAY#<day>"];
     let n = |v: i64| rust_decimal::Decimal::from(v);
     assert_eq!(
-        (day["ordersPlaced"], day["ordersConfirmed"], day["ordersCancelled"]),
+        (
+            day["ordersPlaced"],
+            day["ordersConfirmed"],
+            day["ordersCancelled"]
+        ),
         (n(3), n(1), n(2))
     );
     let revenue = &counters["REVENUE#<day>#EUR"];

@@ -8,6 +8,8 @@ mod consumer;
 mod fanout;
 mod fifo;
 mod flow;
+mod hot_items;
 mod idempotency;
+mod journeys;
 mod publishers;
 mod services;
