@@ -456,12 +456,30 @@ fn the_outbox_relay_reads_the_orders_stream_with_partial_failures_and_a_failure_
             .contains(&Value::from("ReportBatchItemFailures"))
     );
     assert_eq!(source["BisectBatchOnFunctionError"], Value::Bool(true));
+    // Bounded: a row that cannot be published never blocks the shard for 24 h.
+    let retries = source["MaximumRetryAttempts"].as_i64().unwrap_or(-1);
     assert!(
-        get_att(get(
-            source,
-            &["DestinationConfig", "OnFailure", "Destination"]
-        ))
-        .is_some()
+        (0..=100).contains(&retries),
+        "MaximumRetryAttempts {retries}"
+    );
+    let destination = get_att(get(
+        source,
+        &["DestinationConfig", "OnFailure", "Destination"],
+    ))
+    .expect("an on-failure destination");
+    // The relay sets rows aside in the same queue the event source uses.
+    let failure_queue = get(
+        relay,
+        &[
+            "Properties",
+            "Environment",
+            "Variables",
+            "FAILURE_QUEUE_URL",
+        ],
+    );
+    assert!(
+        is_ref_to(failure_queue, destination.trim_end_matches(".Arn")),
+        "{failure_queue:?}"
     );
     let pattern: serde_json::Value = serde_json::from_str(
         source["FilterCriteria"]["Filters"][0]["Pattern"]
