@@ -102,3 +102,35 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claim(owner: &str, now_ms: i64) -> Claim {
+        Claim {
+            owner: owner.into(),
+            key: "k".into(),
+            payload_hash: "h".into(),
+            now_ms,
+            expires_at: now_ms / 1000 + 60,
+            in_progress_until: now_ms + 100,
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_current_holder_completes() {
+        let store = InMemoryIdempotencyStore::new();
+        let slow = claim("slow", 0);
+        store.acquire(&slow).await.unwrap();
+        let later = claim("later", 1_000);
+        assert_eq!(store.acquire(&later).await.unwrap(), Acquired::Started);
+        assert!(matches!(
+            store.complete(&slow, "{}").await,
+            Err(IdempotencyError::ClaimLost { .. })
+        ));
+        assert_eq!(store.get("k").unwrap().status, Status::InProgress);
+        store.complete(&later, "{}").await.unwrap();
+        assert_eq!(store.get("k").unwrap().status, Status::Completed);
+    }
+}

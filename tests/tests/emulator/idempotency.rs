@@ -504,3 +504,35 @@ async fn a_retried_acquire_finds_its_own_hold_and_only_the_holder_releases_it() 
     store.release(&mine).await.unwrap();
     assert_eq!(stored_status(&aws, &table, &key).await, None);
 }
+
+#[tokio::test]
+async fn a_holder_whose_claim_was_taken_over_cannot_complete_it() {
+    let aws = emulator().await;
+    let (store, table) = store(&aws).await;
+    let event = order_event("ord-lapsed", "SKU-1", 1);
+    let now = now_ms();
+    // GIVEN a slow invocation whose hold lapsed, and another that took the key over
+    let slow = claim(&event, now, now / 1000 + 3600, now + 100);
+    assert_eq!(store.acquire(&slow).await.unwrap(), Acquired::Started);
+    let later = claim(&event, now + 1_000, now / 1000 + 3600, now + 60_000);
+    assert_eq!(store.acquire(&later).await.unwrap(), Acquired::Started);
+    // WHEN the slow one tries to complete
+    let err = store.complete(&slow, "{\"mine\":true}").await.unwrap_err();
+    // THEN it is told, and the record stays the other invocation's
+    assert!(
+        matches!(&err, IdempotencyError::ClaimLost { .. }) && err.is_retryable(),
+        "{err}"
+    );
+    let key = format!("payment#{}", event.event_id);
+    assert_eq!(
+        stored_status(&aws, &table, &key).await.as_deref(),
+        Some("INPROGRESS")
+    );
+    // The holder completes; completing again (an SDK retry) is harmless.
+    store.complete(&later, "{}").await.unwrap();
+    store.complete(&later, "{}").await.unwrap();
+    assert_eq!(
+        stored_status(&aws, &table, &key).await.as_deref(),
+        Some("COMPLETED")
+    );
+}
