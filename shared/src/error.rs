@@ -20,3 +20,33 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
         }
     }
 }
+
+/// Most bytes of an error message a DLQ's `errorMessage` attribute carries.
+pub const MAX_ERROR_MESSAGE: usize = 4_096;
+
+/// The error message as a DLQ attribute carries it: at most [`MAX_ERROR_MESSAGE`] bytes, cut
+/// at a character boundary.
+pub fn error_message_attribute(message: &str) -> &str {
+    if message.len() <= MAX_ERROR_MESSAGE {
+        return message;
+    }
+    let cut = (0..=MAX_ERROR_MESSAGE)
+        .rev()
+        .find(|i| message.is_char_boundary(*i))
+        .unwrap_or(0);
+    &message[..cut]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(error_message_attribute("short"), "short");
+        let long = "é".repeat(MAX_ERROR_MESSAGE);
+        let cut = error_message_attribute(&long);
+        assert!(cut.len() <= MAX_ERROR_MESSAGE && cut.len() >= MAX_ERROR_MESSAGE - 1);
+        assert!(cut.chars().all(|c| c == 'é'));
+    }
+}

@@ -138,9 +138,6 @@ impl SqsFailureSink {
     }
 }
 
-/// Most characters of an error copied into the `errorMessage` attribute.
-const MAX_ERROR_MESSAGE: usize = 4_096;
-
 #[async_trait::async_trait]
 impl FailureSink for SqsFailureSink {
     async fn set_aside(&self, row: &SetAside) -> Result<(), RelayError> {
@@ -152,21 +149,14 @@ impl FailureSink for SqsFailureSink {
                 .build()
                 .map_err(|err| AwsError::other(SEND, &self.queue_url, err.to_string(), false))
         };
-        let mut message = row.message.clone();
-        if message.len() > MAX_ERROR_MESSAGE {
-            let cut = (0..=MAX_ERROR_MESSAGE)
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0);
-            message.truncate(cut);
-        }
+        let message = orderflow::error::error_message_attribute(&row.message);
         let mut request = self
             .client
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(&row.body)
             .message_attributes("errorKind", text(row.kind)?)
-            .message_attributes("errorMessage", text(&message)?)
+            .message_attributes("errorMessage", text(message)?)
             .message_attributes("outboxKey", text(&format!("{}|{}", row.key.0, row.key.1))?)
             .message_attributes("attempts", text(&row.attempts.to_string())?)
             .message_attributes("consumer", text("outbox-relay")?);

@@ -10,9 +10,6 @@ use tracing::warn;
 
 use super::{RecordError, RecordMeta};
 
-/// Most characters of an error message copied into the DLQ's `errorMessage` attribute.
-const MAX_ERROR_MESSAGE: usize = 4_096;
-
 /// An SQS client plus the queue URLs looked up so far (once per execution environment).
 #[derive(Debug)]
 pub(crate) struct SqsActions {
@@ -123,17 +120,11 @@ impl SqsActions {
                 .string_value(value)
                 .build()
         };
-        let mut message = error.to_string();
-        if message.len() > MAX_ERROR_MESSAGE {
-            let cut = (0..=MAX_ERROR_MESSAGE)
-                .rev()
-                .find(|i| message.is_char_boundary(*i))
-                .unwrap_or(0);
-            message.truncate(cut);
-        }
+        let full = error.to_string();
+        let message = crate::error::error_message_attribute(&full);
         let attributes = [
             ("errorKind", text(error.kind())),
-            ("errorMessage", text(&message)),
+            ("errorMessage", text(message)),
             (
                 "sourceQueue",
                 text(meta.queue_arn.as_deref().unwrap_or("unknown")),
