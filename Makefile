@@ -19,7 +19,7 @@ CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build lint lint-infra test test-localstack unit bench run deploy deploy-guided deploy-localstack clean
+.PHONY: help venv build lint lint-infra test test-localstack unit bench run up deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -75,9 +75,13 @@ LOCALSTACK_SKIPS := --skip idempotency:: --skip services:: --skip flow:: --skip 
 test-localstack: venv build ## The emulator tests against a private LocalStack (optional)
 	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator -- $(LOCALSTACK_SKIPS)
 
-run: venv ## Show the whole order flow on a local emulator (handlers in-process until the runner exists)
-	$(CARGO) build --locked -p orderflow-tests --bin flow-demo
-	scripts/with-moto.sh $(CARGO) run --quiet --locked -p orderflow-tests --bin flow-demo
+run: venv ## The whole system on a local emulator: the template provisioned, the real binaries run, orders placed, a report
+	$(CARGO) build --locked --workspace --bins
+	scripts/with-moto.sh target/debug/flow-demo
+
+up: venv ## Keep the system running locally (HTTP API, topic, endpoint printed); Ctrl-C stops everything
+	$(CARGO) build --locked --workspace --bins
+	scripts/with-moto.sh target/debug/orderflow-local up
 
 # Deploying needs cargo-lambda (installed here from PyPI), zig for cross-compiling to arm64
 # (PyPI ziglang, which cargo-lambda finds), the aarch64 target (rustup target add

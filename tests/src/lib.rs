@@ -13,7 +13,9 @@
 
 pub mod conflicts;
 pub mod flow;
+pub mod http;
 pub mod interceptors;
+pub mod stack;
 pub mod streams;
 
 use std::collections::BTreeMap;

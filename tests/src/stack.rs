@@ -1,0 +1,291 @@
+//! The system as it ships: `infra/template.yaml` provisioned into the emulator and the real
+//! function binaries run by the local Lambda service (`orderflow-local`), with the helpers
+//! the end-to-end tests and `make run` share.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use orderflow_local::{Config, Runner};
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::Emulator;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Where `cargo build` put the binaries this code was built with (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    std::env::var_os("ORDERFLOW_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().unwrap_or_default();
+            // target/<profile>/deps/<test> or target/<profile>/<bin>
+            let dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+            if dir.ends_with("deps") {
+                dir.parent().map(PathBuf::from).unwrap_or(dir)
+            } else {
+                dir
+            }
+        })
+}
+
+/// A message waiting in a DLQ, as an operator sees it.
+#[derive(Clone, Debug)]
+pub struct DeadLetter {
+    /// The body.
+    pub body: String,
+    /// `errorKind` (empty when the redrive policy moved it).
+    pub error_kind: String,
+    /// `errorMessage`.
+    pub error_message: String,
+    /// `ApproximateReceiveCount`.
+    pub receive_count: u32,
+}
+
+/// The running system.
+pub struct Deployed {
+    /// The local Lambda service.
+    pub runner: Runner,
+    /// Clients for the emulator.
+    pub aws: Emulator,
+}
+
+impl Deployed {
+    /// Provisions the template (with `params`) and starts every function.
+    pub async fn start(
+        name: &str,
+        params: &[(&str, &str)],
+        duplicate_stream_batches: bool,
+    ) -> Deployed {
+        let aws = crate::emulator().await;
+        let stack_name = crate::unique_name(name);
+        let config = Config {
+            template: repo().join("infra/template.yaml"),
+            parameters: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            bin_dir: bin_dir(),
+            stack_name: stack_name.clone(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            log_dir: repo().join("target/local-logs").join(&stack_name),
+            verbose: std::env::var_os("ORDERFLOW_LOCAL_VERBOSE").is_some(),
+            http_port: 0,
+            duplicate_stream_batches,
+        };
+        let runner = Runner::start(config, &aws.config)
+            .await
+            .unwrap_or_else(|err| panic!("the local stack did not start: {err}"));
+        Deployed { runner, aws }
+    }
+
+    /// An output of the stack (`EventsTopicArn`, `InventoryTableName`, …).
+    pub fn output(&self, name: &str) -> String {
+        self.runner
+            .stack
+            .outputs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| panic!("the stack has no output {name}"))
+    }
+
+    /// The HTTP API's base URL.
+    pub fn url(&self) -> String {
+        self.runner
+            .http_url()
+            .expect("the template has an HTTP API")
+    }
+
+    /// Sets a SKU's stock.
+    pub async fn seed_stock(&self, sku: &str, units: u32) {
+        inventory::DynamoInventoryStore::new(
+            self.aws.dynamodb.clone(),
+            self.output("InventoryTableName"),
+        )
+        .set_stock(sku, units)
+        .await
+        .expect("seed stock");
+    }
+
+    /// A SKU's stock.
+    pub async fn stock(&self, sku: &str) -> Option<i64> {
+        let item = self
+            .item("InventoryTableName", &[("pk", &format!("SKU#{sku}"))])
+            .await?;
+        item.get("stock").and_then(Value::as_i64)
+    }
+
+    /// One item of a table (by output name), as JSON.
+    pub async fn item(
+        &self,
+        table_output: &str,
+        key: &[(&str, &str)],
+    ) -> Option<BTreeMap<String, Value>> {
+        let mut request = self
+            .aws
+            .dynamodb
+            .get_item()
+            .table_name(self.output(table_output))
+            .consistent_read(true);
+        for (name, value) in key {
+            request = request.key(*name, AttributeValue::S((*value).to_owned()));
+        }
+        let out = request.send().await.expect("GetItem");
+        out.item()
+            .map(|i| serde_dynamo::from_item(i.clone()).expect("item"))
+    }
+
+    /// Every item of a table (by output name), as JSON.
+    pub async fn scan(&self, table_output: &str) -> Vec<BTreeMap<String, Value>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .aws
+                .dynamodb
+                .scan()
+                .table_name(self.output(table_output))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("Scan");
+            items.extend(
+                out.items()
+                    .iter()
+                    .map(|i| serde_dynamo::from_item(i.clone()).expect("item")),
+            );
+            match out.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None => return items,
+            }
+        }
+    }
+
+    /// The analytics counters, shards added up, by counter key.
+    pub async fn analytics(&self) -> BTreeMap<String, BTreeMap<String, Decimal>> {
+        let rows: Vec<(String, Vec<(String, Decimal)>)> = self
+            .scan("AnalyticsTableName")
+            .await
+            .into_iter()
+            .map(|item| {
+                let key = item
+                    .get("pk")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let amounts = item
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.to_string().parse::<Decimal>().ok()?)))
+                    .collect();
+                (key, amounts)
+            })
+            .collect();
+        analytics::sum_shards(rows.iter().map(|(k, a)| (k.as_str(), a.clone())))
+    }
+
+    /// The DLQ outputs: (service, URL).
+    pub fn dead_letter_queues(&self) -> Vec<(String, String)> {
+        let mut queues: Vec<(String, String)> = self
+            .runner
+            .stack
+            .outputs
+            .iter()
+            .filter_map(|(name, url)| {
+                let service = name.strip_suffix("DeadLetterQueueUrl")?;
+                Some((service.to_owned(), url.clone()))
+            })
+            .collect();
+        queues.push((
+            "OutboxRelayFailure".into(),
+            self.output("OutboxRelayFailureQueueUrl"),
+        ));
+        queues
+    }
+
+    /// What waits in the queue at `url`, looked at without taking it away.
+    pub async fn peek(&self, url: &str) -> Vec<DeadLetter> {
+        let mut seen = BTreeMap::new();
+        for _ in 0..3 {
+            let out = self
+                .aws
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .wait_time_seconds(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            for message in out.messages() {
+                let attribute = |name: &str| {
+                    message
+                        .message_attributes()
+                        .and_then(|a| a.get(name))
+                        .and_then(|v| v.string_value())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                seen.insert(
+                    message.message_id().unwrap_or_default().to_owned(),
+                    DeadLetter {
+                        body: message.body().unwrap_or_default().to_owned(),
+                        error_kind: attribute("errorKind"),
+                        error_message: attribute("errorMessage"),
+                        receive_count: message
+                            .attributes()
+                            .and_then(|a| {
+                                a.get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                            })
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(0),
+                    },
+                );
+            }
+        }
+        seen.into_values().collect()
+    }
+
+    /// Messages in the queue at `url` (visible or not).
+    pub async fn depth(&self, url: &str) -> usize {
+        let out = self
+            .aws
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("GetQueueAttributes");
+        out.attributes()
+            .into_iter()
+            .flat_map(|a| a.values())
+            .filter_map(|v| v.parse::<usize>().ok())
+            .sum()
+    }
+
+    /// Waits until nothing moves (at most `deadline`).
+    pub async fn settle(&self, deadline: Duration) {
+        if let Err(err) = self.runner.settle(deadline, &|_| {}).await {
+            panic!("{err}");
+        }
+    }
+
+    /// Stops every function and the servers.
+    pub async fn stop(self) {
+        self.runner.shutdown().await;
+    }
+}
