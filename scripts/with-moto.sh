@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against a private moto server:
 #   scripts/with-moto.sh cargo test --workspace
-# Starts `moto.server` from .venv on a free loopback port, waits until it answers, exports
+# Starts moto's server (scripts/moto-server.py: DynamoDB requests isolated as on AWS) from .venv on a free loopback port, waits until it answers, exports
 # AWS_ENDPOINT_URL and dummy credentials/region (and nothing from ~/.aws), runs the command,
 # and stops the server whatever the command's outcome. Exits with the command's status.
 set -euo pipefail
@@ -17,7 +17,7 @@ port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 log_dir=$root/target
 mkdir -p "$log_dir"
 log=$log_dir/moto.log
-"$python" -m moto.server -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
+"$python" "$root/scripts/moto-server.py" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
 moto_pid=$!
 stop_moto() { kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; }
 trap stop_moto EXIT

@@ -45,6 +45,13 @@ pub async fn poll(
             batch = receive(&sqs, &source) => batch,
             _ = stop.changed() => return,
         };
+        // Stopped while the long poll was out: hand the messages straight back.
+        if *paused.borrow() {
+            if let Ok(messages) = &batch {
+                release(&sqs, &source, messages).await;
+            }
+            continue;
+        }
         let messages = match batch {
             Ok(messages) => messages,
             Err(err) => {
@@ -191,6 +198,21 @@ async fn handle(
                     source.name
                 ));
             }
+        }
+    }
+}
+
+/// Makes received messages visible again at once.
+async fn release(sqs: &aws_sdk_sqs::Client, source: &SqsSource, messages: &[Message]) {
+    for message in messages {
+        if let Some(handle) = message.receipt_handle() {
+            let _ = sqs
+                .change_message_visibility()
+                .queue_url(&source.queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await;
         }
     }
 }

@@ -293,7 +293,7 @@ impl StreamPoller {
             for _ in 0..deliveries {
                 outcome = self.function.invoke(payload.clone(), records.len()).await.0;
             }
-            match self.retry_from(&outcome, &records) {
+            match retry_from(&outcome, &records, self.source.report_batch_item_failures) {
                 Retry::Done => {}
                 Retry::From(index) => {
                     self.function.count_failed_records(records.len() - index);
@@ -312,43 +312,6 @@ impl StreamPoller {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
-    }
-
-    fn retry_from(&self, outcome: &Outcome, records: &[EventRecord]) -> Retry {
-        let Outcome::Response(body) = outcome else {
-            return Retry::Whole;
-        };
-        if !self.source.report_batch_item_failures {
-            return Retry::Done;
-        }
-        let text = String::from_utf8_lossy(body);
-        if text.trim().is_empty() || text.trim() == "null" {
-            return Retry::Done;
-        }
-        let Ok(response) = serde_json::from_str::<Value>(&text) else {
-            return Retry::Whole;
-        };
-        let entries = match response.get("batchItemFailures") {
-            None | Some(Value::Null) => return Retry::Done,
-            Some(Value::Array(entries)) if entries.is_empty() => return Retry::Done,
-            Some(Value::Array(entries)) => entries,
-            Some(_) => return Retry::Whole,
-        };
-        // The checkpoint is the lowest sequence number reported.
-        let mut first: Option<usize> = None;
-        for entry in entries {
-            let Some(sequence) = entry.get("itemIdentifier").and_then(Value::as_str) else {
-                return Retry::Whole;
-            };
-            let Some(index) = records
-                .iter()
-                .position(|r| r.change.sequence_number.as_deref() == Some(sequence))
-            else {
-                return Retry::Whole;
-            };
-            first = Some(first.map_or(index, |f| f.min(index)));
-        }
-        first.map_or(Retry::Done, Retry::From)
     }
 
     /// Sends the batch's description to the on-failure queue, as Lambda does.
@@ -400,8 +363,119 @@ impl StreamPoller {
     }
 }
 
+#[derive(Debug, PartialEq)]
 enum Retry {
     Done,
     From(usize),
     Whole,
+}
+
+/// Where a batch resumes after the function's answer: done, from a record, or the whole batch.
+fn retry_from(
+    outcome: &Outcome,
+    records: &[EventRecord],
+    report_batch_item_failures: bool,
+) -> Retry {
+    let Outcome::Response(body) = outcome else {
+        return Retry::Whole;
+    };
+    if !report_batch_item_failures {
+        return Retry::Done;
+    }
+    let text = String::from_utf8_lossy(body);
+    if text.trim().is_empty() || text.trim() == "null" {
+        return Retry::Done;
+    }
+    let Ok(response) = serde_json::from_str::<Value>(&text) else {
+        return Retry::Whole;
+    };
+    let entries = match response.get("batchItemFailures") {
+        None | Some(Value::Null) => return Retry::Done,
+        Some(Value::Array(entries)) if entries.is_empty() => return Retry::Done,
+        Some(Value::Array(entries)) => entries,
+        Some(_) => return Retry::Whole,
+    };
+    // The checkpoint is the lowest sequence number reported.
+    let mut first: Option<usize> = None;
+    for entry in entries {
+        let Some(sequence) = entry.get("itemIdentifier").and_then(Value::as_str) else {
+            return Retry::Whole;
+        };
+        let Some(index) = records
+            .iter()
+            .position(|r| r.change.sequence_number.as_deref() == Some(sequence))
+        else {
+            return Retry::Whole;
+        };
+        first = Some(first.map_or(index, |f| f.min(index)));
+    }
+    first.map_or(Retry::Done, Retry::From)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize) -> Vec<EventRecord> {
+        (0..n)
+            .map(|i| {
+                let mut record = EventRecord::default();
+                record.change.sequence_number = Some(format!("{}", 100 + i));
+                record
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_partial_batch_response_checkpoints_at_the_lowest_reported_record() {
+        let batch = records(4);
+        let answer = |body: &str| Outcome::Response(Bytes::from(body.to_owned()));
+        assert_eq!(
+            retry_from(
+                &answer(
+                    r#"{"batchItemFailures":[{"itemIdentifier":"103"},{"itemIdentifier":"101"}]}"#
+                ),
+                &batch,
+                true
+            ),
+            Retry::From(1)
+        );
+        for done in ["", "null", "{}", r#"{"batchItemFailures":[]}"#] {
+            assert_eq!(
+                retry_from(&answer(done), &batch, true),
+                Retry::Done,
+                "{done}"
+            );
+        }
+        for whole in [
+            r#"{"batchItemFailures":[{"itemIdentifier":"999"}]}"#,
+            r#"{"batchItemFailures":[{}]}"#,
+            "oops",
+        ] {
+            assert_eq!(
+                retry_from(&answer(whole), &batch, true),
+                Retry::Whole,
+                "{whole}"
+            );
+        }
+        assert_eq!(
+            retry_from(
+                &Outcome::Error {
+                    error_type: "E".into(),
+                    message: "m".into()
+                },
+                &batch,
+                true
+            ),
+            Retry::Whole
+        );
+        assert_eq!(
+            retry_from(
+                &answer(r#"{"batchItemFailures":[{"itemIdentifier":"101"}]}"#),
+                &batch,
+                false
+            ),
+            Retry::Done
+        );
+    }
 }

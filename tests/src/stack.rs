@@ -47,7 +47,8 @@ pub struct DeadLetter {
     pub error_kind: String,
     /// `errorMessage`.
     pub error_message: String,
-    /// `ApproximateReceiveCount`.
+    /// `receiveCount`: how often the consumer had received it when it gave up (0 when the
+    /// redrive policy moved it).
     pub receive_count: u32,
 }
 
@@ -60,8 +61,24 @@ pub struct Deployed {
 }
 
 impl Deployed {
-    /// Provisions the template (with `params`) and starts every function.
+    /// Provisions `infra/template.yaml` (with `params`) and starts every function.
     pub async fn start(
+        name: &str,
+        params: &[(&str, &str)],
+        duplicate_stream_batches: bool,
+    ) -> Deployed {
+        Self::start_template(
+            &repo().join("infra/template.yaml"),
+            name,
+            params,
+            duplicate_stream_batches,
+        )
+        .await
+    }
+
+    /// Provisions `template` and starts every function.
+    pub async fn start_template(
+        template: &std::path::Path,
         name: &str,
         params: &[(&str, &str)],
         duplicate_stream_batches: bool,
@@ -69,7 +86,7 @@ impl Deployed {
         let aws = crate::emulator().await;
         let stack_name = crate::unique_name(name);
         let config = Config {
-            template: repo().join("infra/template.yaml"),
+            template: template.to_owned(),
             parameters: params
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -244,13 +261,7 @@ impl Deployed {
                         body: message.body().unwrap_or_default().to_owned(),
                         error_kind: attribute("errorKind"),
                         error_message: attribute("errorMessage"),
-                        receive_count: message
-                            .attributes()
-                            .and_then(|a| {
-                                a.get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                            })
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or(0),
+                        receive_count: attribute("receiveCount").parse().unwrap_or(0),
                     },
                 );
             }

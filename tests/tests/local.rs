@@ -1,0 +1,530 @@
+//! End to end, as it ships: `infra/template.yaml` provisioned into the emulator and the real
+//! function binaries run by the local Lambda service, reached only as users and other systems
+//! reach them (the HTTP API, the topic) and observed through the tables and queues.
+
+// Test code: a failed call is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use orderflow::Event;
+use orderflow::event::{EventPayload, examples};
+use orderflow_tests::http;
+use orderflow_tests::stack::{Deployed, repo};
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(180);
+
+fn order(customer: &str, sku: &str, quantity: u32) -> Value {
+    json!({"customerId": customer, "customerEmail": format!("{customer}@example.com"), "currency": "EUR",
+           "items": [{"sku": sku, "quantity": quantity, "unitPrice": "10.00"}]})
+}
+
+async fn place(deployed: &Deployed, body: &Value) -> String {
+    let answer = http::post_json(&format!("{}/orders", deployed.url()), body, &[]).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    answer.json()["orderId"].as_str().unwrap().to_owned()
+}
+
+async fn status(deployed: &Deployed, id: &str) -> Value {
+    http::get(&format!("{}/orders/{id}", deployed.url()))
+        .await
+        .json()["status"]
+        .clone()
+}
+
+async fn assert_dlqs_empty(deployed: &Deployed) {
+    for (service, queue) in deployed.dead_letter_queues() {
+        let messages = deployed.peek(&queue).await;
+        assert!(messages.is_empty(), "{service} DLQ: {messages:?}");
+    }
+}
+
+#[tokio::test]
+async fn orders_end_confirmed_declined_and_out_of_stock_across_every_table() {
+    let deployed = Deployed::start("e2e-flow", &[], false).await;
+    deployed.seed_stock("SKU-A", 5).await;
+    deployed.seed_stock("SKU-RARE", 1).await;
+    let confirmed = place(&deployed, &order("cust-1", "SKU-A", 2)).await;
+    let declined = place(&deployed, &order("decline-2", "SKU-A", 1)).await;
+    let short = place(&deployed, &order("cust-3", "SKU-RARE", 4)).await;
+    deployed.settle(SETTLE).await;
+
+    assert_eq!(status(&deployed, &confirmed).await, "CONFIRMED");
+    assert_eq!(status(&deployed, &declined).await, "CANCELLED");
+    assert_eq!(status(&deployed, &short).await, "CANCELLED");
+    for (id, expected) in [
+        (&confirmed, "CAPTURED"),
+        (&declined, "DECLINED"),
+        (&short, "REFUNDED"),
+    ] {
+        let row = deployed
+            .item("PaymentsTableName", &[("orderId", id)])
+            .await
+            .unwrap();
+        assert_eq!(row["status"], expected, "{id}");
+    }
+    assert_eq!(
+        deployed.stock("SKU-A").await,
+        Some(3),
+        "the declined order's unit came back"
+    );
+    assert_eq!(deployed.stock("SKU-RARE").await, Some(1));
+    let emails = deployed
+        .scan("NotificationsTableName")
+        .await
+        .into_iter()
+        .filter(|n| n.contains_key("subject"))
+        .count();
+    assert_eq!(emails, 6, "placed x3, confirmed x1, cancelled x2");
+    let counters = deployed.analytics().await;
+    let day = counters
+        .iter()
+        .find(|(k, _)| k.starts_with("DAY#"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(
+        (
+            day["ordersPlaced"],
+            day["ordersConfirmed"],
+            day["ordersCancelled"]
+        ),
+        (3.into(), 1.into(), 2.into())
+    );
+    let outbox: Vec<_> = deployed
+        .scan("OrdersTableName")
+        .await
+        .into_iter()
+        .filter(|r| r["sk"].as_str().is_some_and(|s| s.starts_with("OUTBOX#")))
+        .collect();
+    assert_eq!(outbox.len(), 6);
+    assert!(outbox.iter().all(|r| r["status"] == "SENT"), "{outbox:?}");
+    // Fan-out, filtered: every OrderPlaced reached the five consumers that take it; the
+    // orders queue also took the four saga reports, and nothing else.
+    let stats = deployed.runner.stats();
+    assert_eq!(
+        stats["PaymentFunction"].records,
+        3 + 2,
+        "3 OrderPlaced + 2 OrderCancelled"
+    );
+    assert_eq!(stats["InventoryFunction"].records, 3 + 2);
+    assert_eq!(stats["NotificationFunction"].records, 3 + 1 + 2);
+    assert_eq!(stats["AnalyticsFunction"].records, 3 + 1 + 2);
+    assert_dlqs_empty(&deployed).await;
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn a_poison_message_reaches_every_consumers_dlq_at_once_and_the_rest_goes_on() {
+    let deployed = Deployed::start("e2e-poison", &[], false).await;
+    deployed.seed_stock("SKU-A", 5).await;
+    let topic = deployed.output("EventsTopicArn");
+    let attributes = |version: &str| {
+        [
+            ("eventType", "String", "OrderPlaced"),
+            ("eventVersion", "Number", version),
+        ]
+        .map(|(name, kind, value)| {
+            (
+                name,
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type(kind)
+                    .string_value(value)
+                    .build()
+                    .unwrap(),
+            )
+        })
+    };
+    // A malformed one and one of a version no reader knows, next to a good one.
+    let mut future = serde_json::to_value(examples::order_placed()).unwrap();
+    future["eventVersion"] = json!(9);
+    for (body, version) in [
+        ("{\"eventId\": oops".to_owned(), "2"),
+        (future.to_string(), "9"),
+    ] {
+        let mut request = deployed.aws.sns.publish().topic_arn(&topic).message(body);
+        for (name, value) in attributes(version) {
+            request = request.message_attributes(name, value);
+        }
+        request.send().await.unwrap();
+    }
+    let good = place(&deployed, &order("cust-1", "SKU-A", 1)).await;
+    deployed.settle(SETTLE).await;
+    assert_eq!(status(&deployed, &good).await, "CONFIRMED");
+    for (service, queue) in deployed.dead_letter_queues() {
+        let messages = deployed.peek(&queue).await;
+        if service == "OutboxRelayFailure" {
+            assert!(messages.is_empty());
+            continue;
+        }
+        let mut kinds: Vec<&str> = messages.iter().map(|m| m.error_kind.as_str()).collect();
+        kinds.sort();
+        assert_eq!(kinds, ["MalformedJson", "UnsupportedVersion"], "{service}");
+        assert!(
+            messages.iter().all(|m| m.receive_count == 1),
+            "{service}: on the first attempt"
+        );
+        assert!(messages.iter().all(|m| !m.error_message.is_empty()));
+    }
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_catches_up_and_holds_nobody_up_meanwhile() {
+    let deployed = Deployed::start("e2e-stopped", &[], false).await;
+    deployed.seed_stock("SKU-A", 10).await;
+    deployed.runner.stop_function("payment").await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(place(&deployed, &order(&format!("cust-{i}"), "SKU-A", 1)).await);
+    }
+    // Everyone else goes on: stock is reserved, the customers are told their order arrived.
+    let until = Instant::now() + Duration::from_secs(60);
+    while deployed.stock("SKU-A").await != Some(7) {
+        assert!(Instant::now() < until, "inventory was held up");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let queue = deployed.output("PaymentQueueUrl");
+    assert_eq!(
+        deployed.depth(&queue).await,
+        3,
+        "the orders wait in the payment queue"
+    );
+    for id in &ids {
+        assert_eq!(status(&deployed, id).await, "PLACED");
+    }
+    deployed.runner.start_function("payment");
+    deployed.settle(SETTLE).await;
+    for id in &ids {
+        assert_eq!(status(&deployed, id).await, "CONFIRMED");
+    }
+    assert_dlqs_empty(&deployed).await;
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn a_function_killed_mid_batch_is_restarted_and_every_effect_happens_once() {
+    let deployed = Deployed::start("e2e-kill", &[], false).await;
+    deployed.seed_stock("SKU-A", 20).await;
+    deployed.runner.stop_function("payment").await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(place(&deployed, &order(&format!("cust-{i}"), "SKU-A", 1)).await);
+    }
+    let queue = deployed.output("PaymentQueueUrl");
+    let until = Instant::now() + Duration::from_secs(60);
+    while deployed.depth(&queue).await < 6 {
+        assert!(Instant::now() < until);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // WHEN payment starts on the batch and is killed in the middle of it
+    deployed.runner.start_function("payment");
+    let payment = deployed.runner.function("payment").unwrap().clone();
+    let until = Instant::now() + Duration::from_secs(30);
+    while payment.in_flight() == 0 {
+        assert!(Instant::now() < until, "payment never started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let killed = deployed.runner.kill_function("payment").await;
+    assert!(killed > 0);
+    // THEN the batch comes back after its visibility timeout, a new instance starts cold, and
+    // every order is charged exactly once
+    deployed.settle(Duration::from_secs(300)).await;
+    for id in &ids {
+        assert_eq!(status(&deployed, id).await, "CONFIRMED", "{id}");
+        let row = deployed
+            .item("PaymentsTableName", &[("orderId", id)])
+            .await
+            .unwrap();
+        assert_eq!(row["status"], "CAPTURED");
+    }
+    let stats = payment.stats();
+    assert!(stats.cold_starts >= 2, "restarted: {stats:?}");
+    assert!(stats.failed_invocations >= 1, "{stats:?}");
+    assert_eq!(deployed.stock("SKU-A").await, Some(14));
+    let emails = deployed
+        .scan("NotificationsTableName")
+        .await
+        .into_iter()
+        .filter(|n| n.contains_key("subject"))
+        .count();
+    assert_eq!(emails, 12, "placed and confirmed, once each");
+    assert_dlqs_empty(&deployed).await;
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_event_twice_and_every_stream_record_twice_take_effect_once() {
+    let deployed = Deployed::start("e2e-twice", &[], true).await;
+    deployed.seed_stock("SKU-A", 10).await;
+    let id = place(&deployed, &order("cust-1", "SKU-A", 2)).await;
+    // Another system publishes its order twice (a retry on its side).
+    let mut external: Event = examples::order_placed();
+    external.event_id = uuid::Uuid::new_v4();
+    external.aggregate_id = "ext-twice".into();
+    if let EventPayload::OrderPlaced(o) = &mut external.payload {
+        o.order_id = "ext-twice".into();
+        o.items.truncate(1);
+        o.items[0].sku = "SKU-A".into();
+        o.items[0].quantity = 1;
+        o.total = o.items[0].unit_price;
+    }
+    let publisher =
+        orderflow::Publisher::new(deployed.aws.sns.clone(), deployed.output("EventsTopicArn"));
+    publisher.publish(&external).await.unwrap();
+    publisher.publish(&external).await.unwrap();
+    deployed.settle(SETTLE).await;
+    assert_eq!(status(&deployed, &id).await, "CONFIRMED");
+    assert_eq!(status(&deployed, "ext-twice").await, "CONFIRMED");
+    assert_eq!(
+        deployed.stock("SKU-A").await,
+        Some(7),
+        "2 + 1 units, once each"
+    );
+    let counters = deployed.analytics().await;
+    let day = counters
+        .iter()
+        .find(|(k, _)| k.starts_with("DAY#"))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(
+        (day["ordersPlaced"], day["ordersConfirmed"]),
+        (2.into(), 2.into())
+    );
+    let emails = deployed
+        .scan("NotificationsTableName")
+        .await
+        .into_iter()
+        .filter(|n| n.contains_key("subject"))
+        .count();
+    assert_eq!(emails, 4);
+    // The relay did publish every outbox event twice.
+    let relay = deployed.runner.function("outbox-relay").unwrap().stats();
+    assert!(
+        relay.invocations >= 2 && relay.invocations % 2 == 0,
+        "{relay:?}"
+    );
+    assert_dlqs_empty(&deployed).await;
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn the_http_api_answers_as_api_gateway_would() {
+    let deployed = Deployed::start("e2e-http", &[], false).await;
+    let url = deployed.url();
+    let created = http::post_json(
+        &format!("{url}/orders"),
+        &order("cust-1", "SKU-A", 1),
+        &[("idempotency-key", "k-1")],
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    assert_eq!(created.headers["content-type"], "application/json");
+    let id = created.json()["orderId"].as_str().unwrap().to_owned();
+    assert_eq!(created.headers["location"], format!("/orders/{id}"));
+    assert!(created.headers.contains_key("apigw-requestid"));
+    let again = http::post_json(
+        &format!("{url}/orders"),
+        &order("cust-1", "SKU-A", 1),
+        &[("idempotency-key", "k-1")],
+    )
+    .await;
+    assert_eq!(
+        (again.status, again.json()["orderId"].clone()),
+        (200, json!(id))
+    );
+    let view = http::get(&format!("{url}/orders/{id}")).await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.json()["orderId"], id.as_str());
+    // A body sent as binary reaches the function base64-encoded and is decoded there.
+    let binary = http::request(
+        "POST",
+        &format!("{url}/orders"),
+        &[("content-type", "application/octet-stream")],
+        Some(order("cust-2", "SKU-A", 1).to_string().as_bytes()),
+    )
+    .await;
+    assert_eq!(
+        binary.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&binary.body)
+    );
+    let malformed = http::request(
+        "POST",
+        &format!("{url}/orders"),
+        &[("content-type", "application/json")],
+        Some(b"{\"customerId\": "),
+    )
+    .await;
+    assert_eq!(malformed.status, 400);
+    assert!(
+        malformed.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EOF")
+    );
+    assert_eq!(
+        http::get(&format!("{url}/orders/ord-missing")).await.status,
+        404
+    );
+    let unrouted = http::get(&format!("{url}/nowhere")).await;
+    assert_eq!(
+        (unrouted.status, unrouted.json()),
+        (404, json!({"message": "Not Found"}))
+    );
+    assert_eq!(
+        http::request("DELETE", &format!("{url}/orders/{id}"), &[], None)
+            .await
+            .status,
+        404,
+        "no DELETE route"
+    );
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn a_function_that_overruns_its_timeout_is_killed_and_its_batch_retried() {
+    let deployed = Deployed::start_template(
+        &repo().join("tests/fixtures/sleepy.yaml"),
+        "e2e-timeout",
+        &[],
+        false,
+    )
+    .await;
+    let queue = deployed.output("QueueUrl");
+    for body in ["sleep", "crash"] {
+        deployed
+            .aws
+            .sqs
+            .send_message()
+            .queue_url(&queue)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    deployed.settle(Duration::from_secs(60)).await;
+    let stats = deployed.runner.function("sleepy").unwrap().stats();
+    // Each message: a first attempt that failed (timeout, crash), a second that succeeded.
+    assert_eq!(stats.invocations, 4, "{stats:?}");
+    assert_eq!(stats.failed_invocations, 2, "{stats:?}");
+    assert!(
+        stats.cold_starts >= 3,
+        "a new instance after each failure: {stats:?}"
+    );
+    assert_eq!(deployed.depth(&queue).await, 0);
+    let log = std::fs::read_to_string(deployed.runner.log.dir().join("invocations.log")).unwrap();
+    assert!(log.contains("timed out after 2 s, killed"), "{log}");
+    assert!(log.contains("crashed"), "{log}");
+    deployed.stop().await;
+}
+
+#[tokio::test]
+async fn orderflow_local_up_stops_every_process_it_started_on_ctrl_c() {
+    let aws = orderflow_tests::emulator().await;
+    let runner = orderflow_tests::stack::bin_dir().join("orderflow-local");
+    let mut child = tokio::process::Command::new(&runner)
+        .current_dir(repo())
+        .args([
+            "up",
+            "--port",
+            "0",
+            "--stack-name",
+            &orderflow_tests::unique_name("e2e-up"),
+        ])
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut url = None;
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        if let Some(rest) = line.trim_start().strip_prefix("HTTP API") {
+            url = Some(rest.trim().to_owned());
+        }
+        if line.contains("Ctrl-C stops") {
+            break;
+        }
+    }
+    let url = url.expect("the HTTP API's URL");
+    // Start some function instances.
+    let answer = http::post_json(&format!("{url}/orders"), &order("cust-1", "SKU-A", 1), &[]).await;
+    assert_eq!(answer.status, 201);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = child.id().unwrap();
+    let children = descendants(pid);
+    assert!(
+        !children.is_empty(),
+        "function processes run under the runner"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let left: Vec<u32> = children
+        .into_iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+}
+
+/// Every process below `pid` (from /proc).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(parent) = frontier.pop() {
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...
+            let ppid = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                found.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_fifo_variant_of_the_template_runs_the_same_flow() {
+    let deployed = Deployed::start("e2e-fifo", &[("EventOrdering", "Fifo")], false).await;
+    let topic = deployed.output("EventsTopicArn");
+    assert!(topic.ends_with(".fifo"), "{topic}");
+    assert!(deployed.output("PaymentQueueUrl").ends_with(".fifo"));
+    deployed.seed_stock("SKU-A", 5).await;
+    let confirmed = place(&deployed, &order("cust-1", "SKU-A", 1)).await;
+    let declined = place(&deployed, &order("decline-2", "SKU-A", 1)).await;
+    deployed.settle(SETTLE).await;
+    assert_eq!(status(&deployed, &confirmed).await, "CONFIRMED");
+    assert_eq!(status(&deployed, &declined).await, "CANCELLED");
+    assert_eq!(deployed.stock("SKU-A").await, Some(4));
+    assert_dlqs_empty(&deployed).await;
+    deployed.stop().await;
+}
