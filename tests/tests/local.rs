@@ -426,6 +426,46 @@ async fn a_function_that_overruns_its_timeout_is_killed_and_its_batch_retried() 
 }
 
 #[tokio::test]
+async fn an_init_error_is_reported_with_the_last_log_lines_and_retried_with_backoff() {
+    let deployed = Deployed::start_template(
+        &repo().join("tests/fixtures/sleepy.yaml"),
+        "e2e-init",
+        &[],
+        false,
+    )
+    .await;
+    let queue = deployed.output("MisconfiguredQueueUrl");
+    deployed
+        .aws
+        .sqs
+        .send_message()
+        .queue_url(&queue)
+        .message_body("{}")
+        .send()
+        .await
+        .unwrap();
+    let function = deployed.runner.function("payment").unwrap().clone();
+    let until = Instant::now() + Duration::from_secs(60);
+    while function.stats().invocations < 2 {
+        assert!(Instant::now() < until, "{:?}", function.stats());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let stats = function.stats();
+    assert_eq!(stats.failed_invocations, stats.invocations, "{stats:?}");
+    let log = std::fs::read_to_string(deployed.runner.log.dir().join("invocations.log")).unwrap();
+    assert!(log.contains("init failed"), "{log}");
+    assert!(
+        log.contains("IDEMPOTENCY_TABLE must be set"),
+        "the function's own words: {log}"
+    );
+    assert!(
+        deployed.depth(&queue).await >= 1,
+        "the message waits, not lost"
+    );
+    deployed.stop().await;
+}
+
+#[tokio::test]
 async fn orderflow_local_up_stops_every_process_it_started_on_ctrl_c() {
     let aws = orderflow_tests::emulator().await;
     let runner = orderflow_tests::stack::bin_dir().join("orderflow-local");
