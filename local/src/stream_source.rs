@@ -55,6 +55,8 @@ struct Shard {
     last: Option<String>,
     /// The shard has an ending sequence number: no more records will come.
     closed: bool,
+    /// The last read was refused as past the oldest record: carry on from the oldest there is.
+    trimmed: bool,
 }
 
 impl StreamPoller {
@@ -97,6 +99,7 @@ impl StreamPoller {
                             iterator: None,
                             last: None,
                             closed,
+                            trimmed: false,
                         });
                     } else if let Some(known) = shards.iter_mut().find(|s| s.id == id) {
                         known.closed = closed;
@@ -123,6 +126,11 @@ impl StreamPoller {
                         .stream_arn(&self.source.stream_arn)
                         .shard_id(&shard.id);
                     request = match &shard.last {
+                        // AWS's answer to TrimmedDataAccessException, as Lambda's event source
+                        // mapping does: the records before the horizon are gone.
+                        _ if shard.trimmed => {
+                            request.shard_iterator_type(ShardIteratorType::TrimHorizon)
+                        }
                         // Carry on after the last record read (an emulator may give no next
                         // iterator for an open shard).
                         Some(last) => request
@@ -158,6 +166,12 @@ impl StreamPoller {
                 {
                     Ok(out) => out,
                     Err(err) => {
+                        // Trimmed (on DynamoDB Local also an iterator taken on a shard still
+                        // empty when other tables wrote) or expired: a new iterator next pass.
+                        shard.trimmed = err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_trimmed_data_access_exception());
+                        shard.iterator = None;
                         self.log.runner(&format!(
                             "{}: GetRecords failed: {}",
                             self.source.name,
@@ -166,6 +180,7 @@ impl StreamPoller {
                         continue;
                     }
                 };
+                shard.trimmed = false;
                 shard.iterator = out.next_shard_iterator().map(str::to_owned);
                 if let Some(last) = out
                     .records()

@@ -82,7 +82,9 @@ pub struct Flow {
     stream: StreamReader,
 }
 
-async fn create_table(
+/// Creates a pay-per-request table keyed by string `hash` (and `range`), with a `NEW_IMAGE`
+/// stream if `stream`.
+pub async fn create_table(
     aws: &Emulator,
     prefix: &str,
     hash: &str,

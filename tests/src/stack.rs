@@ -94,7 +94,7 @@ impl Deployed {
             bin_dir: bin_dir(),
             stack_name: stack_name.clone(),
             region: "us-east-1".into(),
-            account_id: "123456789012".into(),
+            account_id: None,
             log_dir: repo().join("target/local-logs").join(&stack_name),
             verbose: std::env::var_os("ORDERFLOW_LOCAL_VERBOSE").is_some(),
             http_port: 0,

@@ -8,7 +8,8 @@ use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 pub struct StreamReader {
     client: aws_sdk_dynamodbstreams::Client,
     stream_arn: String,
-    iterators: Vec<String>,
+    /// Each shard's id and where to read it next.
+    iterators: Vec<(String, String)>,
 }
 
 impl StreamReader {
@@ -42,15 +43,10 @@ impl StreamReader {
             .map(|d| d.shards())
             .unwrap_or_default()
         {
-            let out = client
-                .get_shard_iterator()
-                .stream_arn(&stream_arn)
-                .shard_id(shard.shard_id().unwrap_or_default())
-                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                .send()
-                .await
-                .expect("GetShardIterator");
-            iterators.extend(out.shard_iterator().map(str::to_owned));
+            let shard_id = shard.shard_id().unwrap_or_default().to_owned();
+            if let Some(iterator) = trim_horizon(&client, &stream_arn, &shard_id).await {
+                iterators.push((shard_id, iterator));
+            }
         }
         StreamReader {
             client,
@@ -63,20 +59,34 @@ impl StreamReader {
     pub async fn next_batch(&mut self) -> StreamEvent {
         let mut records = Vec::new();
         let mut next = Vec::new();
-        for iterator in std::mem::take(&mut self.iterators) {
-            let out = self
-                .client
-                .get_records()
-                .shard_iterator(&iterator)
-                .send()
-                .await
-                .expect("GetRecords");
+        for (shard_id, iterator) in std::mem::take(&mut self.iterators) {
+            let mut used = iterator;
+            let out = match self.client.get_records().shard_iterator(&used).send().await {
+                Ok(out) => out,
+                // What AWS documents for this error: carry on from the oldest record there is.
+                // (DynamoDB Local answers it to an iterator taken on an empty shard once other
+                // tables have written: see README, "moto, LocalStack and AWS".)
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_trimmed_data_access_exception()) =>
+                {
+                    let fresh = trim_horizon(&self.client, &self.stream_arn, &shard_id)
+                        .await
+                        .expect("a TRIM_HORIZON iterator for a shard that exists");
+                    used = fresh;
+                    self.client
+                        .get_records()
+                        .shard_iterator(&used)
+                        .send()
+                        .await
+                        .expect("GetRecords from TRIM_HORIZON")
+                }
+                Err(err) => panic!("GetRecords: {err:?}"),
+            };
             records.extend(out.records().iter().map(|r| self.convert(r)));
-            next.push(
-                out.next_shard_iterator()
-                    .map(str::to_owned)
-                    .unwrap_or(iterator),
-            );
+            let iterator = out.next_shard_iterator().map(str::to_owned).unwrap_or(used);
+            next.push((shard_id, iterator));
         }
         self.iterators = next;
         let mut event = StreamEvent::default();
@@ -106,4 +116,22 @@ impl StreamReader {
         converted.change = change;
         converted
     }
+}
+
+/// An iterator at the oldest record of `shard_id`.
+async fn trim_horizon(
+    client: &aws_sdk_dynamodbstreams::Client,
+    stream_arn: &str,
+    shard_id: &str,
+) -> Option<String> {
+    client
+        .get_shard_iterator()
+        .stream_arn(stream_arn)
+        .shard_id(shard_id)
+        .shard_iterator_type(ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator")
+        .shard_iterator()
+        .map(str::to_owned)
 }

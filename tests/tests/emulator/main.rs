@@ -5,6 +5,7 @@
 
 mod batch;
 mod consumer;
+mod differences;
 mod fanout;
 mod fifo;
 mod flow;
