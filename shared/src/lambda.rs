@@ -23,7 +23,9 @@ pub fn invocation(context: &Context) -> Invocation {
 pub async fn run_sqs<S: Send + Sync + 'static>(
     consumer: Consumer<S>,
 ) -> Result<(), lambda_runtime::Error> {
-    let consumer = Arc::new(consumer);
+    // A wiring mistake stops the function here, as an init error Lambda reports, before it
+    // takes a record.
+    let consumer = Arc::new(consumer.ready()?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let consumer = consumer.clone();
         async move { handle(&consumer, event).await }

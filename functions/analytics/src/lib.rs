@@ -61,6 +61,7 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on_transactional(count::<OrderPlaced>)
         .on_transactional(count::<OrderConfirmed>)
         .on_transactional(count::<OrderCancelled>)
+        .emits_no_events()
 }
 
 /// Turns a counter update into `ADD a :a, b :b` on its item.

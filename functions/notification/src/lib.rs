@@ -65,6 +65,7 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on(order_placed)
         .on(order_confirmed)
         .on(order_cancelled)
+        .emits_no_events()
 }
 
 async fn send(

@@ -80,6 +80,8 @@ pub fn handlers(state: State) -> Consumer<State> {
         .on_transactional(payment_failed)
         .on_transactional(inventory_reserved)
         .on_transactional(inventory_out_of_stock)
+        // Its events go out through the outbox (written with the change, sent by the relay).
+        .emits_no_events()
 }
 
 /// One invocation: an SQS batch (the saga) or an HTTP request (the API), told apart by shape.

@@ -11,7 +11,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     orderflow::telemetry::init("info");
     let config = Config::from_env()?;
     let sdk = orderflow::aws::sdk_config().await;
-    let consumer = Arc::new(consumer(&sdk, config));
+    // A wiring mistake stops the function here, as an init error, before it takes a request.
+    let consumer = Arc::new(consumer(&sdk, config).ready()?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let consumer = consumer.clone();
         async move { orders::handle(&consumer, event).await }

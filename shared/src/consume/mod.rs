@@ -41,8 +41,12 @@
 mod backoff;
 mod error;
 mod handler;
+mod idempotent;
+mod meta;
 mod outcome;
+pub mod ports;
 mod record;
+mod settle;
 mod sqs_actions;
 pub mod sqs_event;
 
@@ -58,12 +62,36 @@ pub use backoff::{TotalWait, VisibilityBackoff};
 pub use error::{BatchError, RecordError};
 pub use handler::{BoxError, HandlerError, Message, Outcome, RecordMeta};
 pub use outcome::{BatchOutcome, RecordOutcome};
+pub use ports::{DeadLetterSink, EventSink, SinkError};
 
 use crate::event::{EventData, EventType};
 use crate::idempotency::Idempotency;
 use crate::publish::Publisher;
 use handler::{ErasedHandler, TypedHandler};
 use sqs_actions::SqsActions;
+
+/// A consumer was built without a port one of its routes needs.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerConfigError {
+    /// `on_transactional` commits its writes with the idempotency record: it needs the store.
+    #[error(
+        "consumer {consumer}: the transactional handlers for {event_types:?} need an idempotency store (with_idempotency, or wired)"
+    )]
+    TransactionalWithoutStore {
+        /// The consumer's name.
+        consumer: String,
+        /// The event types registered with `on_transactional`.
+        event_types: Vec<EventType>,
+    },
+    /// Handlers may emit follow-up events and nothing would send them.
+    #[error(
+        "consumer {consumer}: no event sink for the handlers' follow-up events (with_publisher or wired with EVENTS_TOPIC_ARN), and it was not declared to emit none (emits_no_events)"
+    )]
+    NoEventSink {
+        /// The consumer's name.
+        consumer: String,
+    },
+}
 
 /// The invocation a batch arrived in.
 #[derive(Clone, Debug, Default)]
@@ -151,8 +179,12 @@ pub struct Consumer<S> {
     state: Arc<S>,
     routes: HashMap<EventType, Route<S>>,
     options: ConsumerOptions,
-    sqs: Option<SqsActions>,
-    publisher: Option<Publisher>,
+    /// Where follow-up events go.
+    events: Option<Arc<dyn EventSink>>,
+    /// The handlers were declared to emit no follow-up events (so no sink is needed).
+    emits_no_events: bool,
+    /// Where permanent failures are set aside.
+    dead_letters: Option<Arc<dyn DeadLetterSink>>,
     idempotency: Option<Idempotency>,
 }
 
@@ -165,8 +197,9 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             state: Arc::new(state),
             routes: HashMap::new(),
             options: ConsumerOptions::default(),
-            sqs: None,
-            publisher: None,
+            events: None,
+            emits_no_events: false,
+            dead_letters: None,
             idempotency: None,
         }
     }
@@ -212,9 +245,57 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     }
 
     /// Publishes handlers' follow-up events with `publisher`.
-    pub fn with_publisher(mut self, publisher: Publisher) -> Self {
-        self.publisher = Some(publisher);
+    pub fn with_publisher(self, publisher: Publisher) -> Self {
+        self.with_event_sink(Arc::new(publisher))
+    }
+
+    /// Sends handlers' follow-up events to `sink` (an adapter of the [`EventSink`] port).
+    pub fn with_event_sink(mut self, sink: Arc<dyn EventSink>) -> Self {
+        self.events = Some(sink);
         self
+    }
+
+    /// Declares that no handler emits follow-up events, so the consumer needs no event sink
+    /// ([`Consumer::ready`] otherwise asks for one). A handler that emits one anyway fails its
+    /// record as misconfigured.
+    pub fn emits_no_events(mut self) -> Self {
+        self.emits_no_events = true;
+        self
+    }
+
+    /// Sets permanent failures aside in `sink` and delays retries through it (an adapter of
+    /// the [`DeadLetterSink`] port).
+    pub fn with_dead_letter_sink(mut self, sink: Arc<dyn DeadLetterSink>) -> Self {
+        self.dead_letters = Some(sink);
+        self
+    }
+
+    /// Checks that every registered route has the ports it needs, so a wiring mistake stops
+    /// the function at start-up with a message instead of dead-lettering records one by one:
+    /// a route registered with `on_transactional` needs an idempotency store, and handlers
+    /// need an event sink unless the consumer [`emits_no_events`](Consumer::emits_no_events).
+    pub fn ready(self) -> Result<Self, ConsumerConfigError> {
+        if self.idempotency.is_none() {
+            let mut transactional: Vec<EventType> = self
+                .routes
+                .iter()
+                .filter(|(_, route)| route.transactional)
+                .map(|(event_type, _)| *event_type)
+                .collect();
+            transactional.sort();
+            if !transactional.is_empty() {
+                return Err(ConsumerConfigError::TransactionalWithoutStore {
+                    consumer: self.name.to_string(),
+                    event_types: transactional,
+                });
+            }
+        }
+        if self.events.is_none() && !self.emits_no_events && !self.routes.is_empty() {
+            return Err(ConsumerConfigError::NoEventSink {
+                consumer: self.name.to_string(),
+            });
+        }
+        Ok(self)
     }
 
     /// Makes every handler idempotent.
@@ -225,13 +306,8 @@ impl<S: Send + Sync + 'static> Consumer<S> {
 
     /// Uses `client` to dead-letter permanent failures and delay retries. The DLQ is
     /// `dead_letter_queue` if given, else the one the source queue's redrive policy names.
-    pub fn with_sqs(
-        mut self,
-        client: aws_sdk_sqs::Client,
-        dead_letter_queue: Option<String>,
-    ) -> Self {
-        self.sqs = Some(SqsActions::new(client, dead_letter_queue));
-        self
+    pub fn with_sqs(self, client: aws_sdk_sqs::Client, dead_letter_queue: Option<String>) -> Self {
+        self.with_dead_letter_sink(Arc::new(SqsActions::new(client, dead_letter_queue)))
     }
 
     /// Wires the consumer the way every orderflow function runs: DynamoDB idempotency in

@@ -106,7 +106,7 @@ impl SqsActions {
     }
 
     /// Sends the record, unchanged, to the DLQ with attributes saying why it failed.
-    pub(crate) async fn dead_letter(
+    async fn send_to_dead_letter_queue(
         &self,
         record: &SqsMessage,
         meta: &RecordMeta,
@@ -168,12 +168,7 @@ impl SqsActions {
 
     /// Keeps a failed record invisible for `delay` before its next attempt. Best effort: if it
     /// fails, the queue's own visibility timeout applies.
-    pub(crate) async fn delay_retry(
-        &self,
-        record: &SqsMessage,
-        meta: &RecordMeta,
-        delay: Duration,
-    ) {
+    async fn change_visibility(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
         let (Some(arn), Some(handle)) =
             (meta.queue_arn.as_deref(), record.receipt_handle.as_deref())
         else {
@@ -195,5 +190,23 @@ impl SqsActions {
         if let Err(err) = result {
             warn!(message_id = %meta.message_id, error = %err, "could not delay the retry; the queue's visibility timeout applies");
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl super::DeadLetterSink for SqsActions {
+    async fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        consumer: &str,
+        error: &RecordError,
+    ) -> Result<(), String> {
+        self.send_to_dead_letter_queue(record, meta, consumer, error)
+            .await
+    }
+
+    async fn delay_retry(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
+        self.change_visibility(record, meta, delay).await;
     }
 }

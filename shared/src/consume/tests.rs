@@ -1,5 +1,6 @@
-//! Consumer behaviour without a network: in-memory idempotency, no SQS client (so permanent
-//! failures are reported failed rather than dead-lettered; the emulator tests cover the DLQ).
+//! Consumer behaviour without a network: in-memory idempotency and in-memory adapters of the
+//! event and dead-letter ports (without a dead-letter sink, permanent failures are reported
+//! failed; the emulator tests cover the SQS adapter).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -391,6 +392,119 @@ async fn follow_ups_without_a_publisher_are_a_misconfiguration() {
         outcome.get("e"),
         Some(RecordOutcome::Failed(RecordError::Misconfigured(_)))
     ));
+}
+
+async fn emits_cancellation(
+    message: Message<OrderPlaced>,
+    _: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    let cancelled = OrderCancelled {
+        order_id: message.data.order_id.clone(),
+        reason: crate::event::CancellationReason::CustomerRequest,
+        detail: None,
+    };
+    Ok(Outcome::done().publish(message.follow_up(cancelled)))
+}
+
+#[test]
+fn ready_refuses_a_consumer_missing_a_port_its_routes_need() {
+    // A transactional route without an idempotency store.
+    let err = Consumer::new("inventory", Counters::default())
+        .on_transactional(on_placed)
+        .emits_no_events()
+        .ready()
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(&err, ConsumerConfigError::TransactionalWithoutStore { event_types, .. } if event_types == &[crate::EventType::OrderPlaced]),
+        "{err}"
+    );
+    assert!(err.to_string().contains("inventory"), "{err}");
+    // Handlers and no event sink, not declared to emit none.
+    let err = consumer().ready().err().expect("refused");
+    assert!(
+        matches!(err, ConsumerConfigError::NoEventSink { .. }),
+        "{err}"
+    );
+    // Each given, or declared unneeded: ready.
+    assert!(consumer().emits_no_events().ready().is_ok());
+    assert!(
+        consumer()
+            .with_event_sink(Arc::new(ports::RecordingSink::new()))
+            .ready()
+            .is_ok()
+    );
+    assert!(
+        Consumer::new("inventory", Counters::default())
+            .on_transactional(on_placed)
+            .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+            .emits_no_events()
+            .ready()
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn follow_ups_reach_the_event_sink_and_a_duplicate_sends_the_same_ones_again() {
+    let sink = Arc::new(ports::RecordingSink::new());
+    let consumer = Consumer::new("orders", Counters::default())
+        .on(emits_cancellation)
+        .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+        .with_event_sink(sink.clone())
+        .ready()
+        .expect("wired");
+    let body = order("ord-1", "c").encode().unwrap();
+    for id in ["first", "again"] {
+        consumer
+            .process(
+                &batch(vec![record(id, &body, QUEUE, None)]),
+                &Invocation::default(),
+            )
+            .await;
+    }
+    let sent = sink.events();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].event_type(), crate::EventType::OrderCancelled);
+    // Deterministic follow-up ids: downstream idempotency absorbs the replay.
+    assert_eq!(sent[0].event_id, sent[1].event_id);
+}
+
+#[tokio::test]
+async fn a_permanent_failure_is_set_aside_and_a_transient_one_delayed_with_backoff() {
+    let dead_letters = Arc::new(ports::RecordingDeadLetters::new());
+    let consumer = consumer()
+        .emits_no_events()
+        .with_dead_letter_sink(dead_letters.clone());
+    let bad = order("ord-1", "bad").encode().unwrap();
+    let flaky = order("ord-2", "flaky").encode().unwrap();
+    let outcome = consumer
+        .process(
+            &batch(vec![
+                record("b", &bad, QUEUE, None),
+                record("f", &flaky, QUEUE, None),
+            ]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&outcome), ["DeadLettered", "Failed"]);
+    let letters = dead_letters.letters();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].message_id, "b");
+    assert_eq!(letters[0].body, bad, "set aside unchanged");
+    assert_eq!(letters[0].error_kind, "HandlerPermanent");
+    assert!(letters[0].error_message.contains("card token is unusable"));
+    let delays = dead_letters.delays();
+    assert_eq!(delays.len(), 1);
+    assert_eq!(delays[0].0, "f");
+    assert!(delays[0].1 >= Duration::from_secs(1), "{delays:?}");
+    // Only the transient one is reported for SQS to redeliver.
+    let response = outcome.response();
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, ["f"]);
 }
 
 #[test]

@@ -1,0 +1,192 @@
+//! The idempotency layer: wraps a record's handler so that its effect happens once per event
+//! and consumer, whatever SNS and SQS deliver.
+//!
+//! Two ways through, chosen by how the handler was registered:
+//! - `on`: acquire the record (one conditional write) → run the handler → complete it with the
+//!   outcome; a failed handler releases it so a retry need not wait for the hold to lapse.
+//! - `on_transactional`: run the handler → commit the record together with the handler's writes
+//!   in one transaction: either both happen or neither.
+//!
+//! A duplicate (found in the cache, completed, or taken by the commit) returns the stored
+//! follow-up events, which the caller publishes again: their ids are the same, so downstream
+//! idempotency absorbs them, and a first attempt that failed between commit and publish is
+//! repaired.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use super::{Outcome, RecordError};
+use crate::event::Event;
+use crate::idempotency::{Acquired, Claim, Committed, Idempotency};
+
+/// A handler registered with `on` returned writes: only `on_transactional` commits them.
+pub(super) const WRITES_WITHOUT_TRANSACTION: &str =
+    "writes returned by a handler not registered with on_transactional";
+
+/// What went through the layer.
+pub(super) enum Layered {
+    /// The handler ran: these are its follow-up events.
+    Handled(Vec<Event>),
+    /// A duplicate: the handler did not run; these are the first run's follow-up events.
+    Duplicate(Vec<Event>),
+}
+
+/// The idempotency layer around one record's handler.
+pub(super) struct IdempotencyLayer<'a> {
+    pub(super) idempotency: &'a Idempotency,
+    pub(super) transactional: bool,
+}
+
+impl IdempotencyLayer<'_> {
+    /// Runs `handler` at most once for `claim`.
+    pub(super) async fn run<H, F>(&self, claim: Claim, handler: H) -> Result<Layered, RecordError>
+    where
+        H: FnOnce() -> F,
+        F: Future<Output = Result<Outcome, RecordError>>,
+    {
+        if let Some(stored) = self.idempotency.cached(&claim) {
+            return duplicate(&claim, &stored);
+        }
+        if self.transactional {
+            self.commit_with_effect(claim, handler).await
+        } else {
+            self.acquire_then_complete(claim, handler).await
+        }
+    }
+
+    /// Acquire → run → complete.
+    async fn acquire_then_complete<H, F>(
+        &self,
+        claim: Claim,
+        handler: H,
+    ) -> Result<Layered, RecordError>
+    where
+        H: FnOnce() -> F,
+        F: Future<Output = Result<Outcome, RecordError>>,
+    {
+        match self.idempotency.store().acquire(&claim).await? {
+            Acquired::Started => {}
+            taken => return self.taken(claim, taken),
+        }
+        let outcome = match handler().await {
+            Ok(outcome) if outcome.writes.is_empty() => outcome,
+            Ok(_) => {
+                self.release(&claim).await;
+                return Err(RecordError::Misconfigured(
+                    WRITES_WITHOUT_TRANSACTION.into(),
+                ));
+            }
+            Err(err) => {
+                self.release(&claim).await;
+                return Err(err);
+            }
+        };
+        let stored = StoredOutcome::of(&outcome)?;
+        self.idempotency.store().complete(&claim, &stored).await?;
+        self.idempotency.remember(&claim, &stored);
+        Ok(Layered::Handled(outcome.events))
+    }
+
+    /// Run → commit the record and the handler's writes in one transaction.
+    async fn commit_with_effect<H, F>(
+        &self,
+        claim: Claim,
+        handler: H,
+    ) -> Result<Layered, RecordError>
+    where
+        H: FnOnce() -> F,
+        F: Future<Output = Result<Outcome, RecordError>>,
+    {
+        let outcome = handler().await?;
+        let stored = StoredOutcome::of(&outcome)?;
+        match self
+            .idempotency
+            .store()
+            .commit(&claim, &stored, outcome.writes)
+            .await?
+        {
+            Committed::Written => {
+                self.idempotency.remember(&claim, &stored);
+                Ok(Layered::Handled(outcome.events))
+            }
+            // Someone else's commit won: their hold is Started from our side, still running.
+            Committed::AlreadyTaken(Acquired::Started) => Err(RecordError::InProgress {
+                key: claim.key,
+                until_ms: None,
+            }),
+            Committed::AlreadyTaken(taken) => self.taken(claim, taken),
+        }
+    }
+
+    /// The record was found taken: completed (a duplicate) or held by another invocation.
+    fn taken(&self, claim: Claim, taken: Acquired) -> Result<Layered, RecordError> {
+        match taken {
+            Acquired::Completed(stored) => {
+                self.idempotency.remember(&claim, &stored);
+                duplicate(&claim, &stored)
+            }
+            Acquired::InProgress { until_ms } => Err(RecordError::InProgress {
+                key: claim.key,
+                until_ms: Some(until_ms),
+            }),
+            Acquired::Started => Err(RecordError::InProgress {
+                key: claim.key,
+                until_ms: None,
+            }),
+        }
+    }
+
+    async fn release(&self, claim: &Claim) {
+        if let Err(err) = self.idempotency.store().release(claim).await {
+            warn!(key = %claim.key, error = %err, "could not release the idempotency record; it lapses at the deadline");
+        }
+    }
+}
+
+fn duplicate(claim: &Claim, stored: &str) -> Result<Layered, RecordError> {
+    info!(key = %claim.key, "duplicate; using the stored outcome");
+    Ok(Layered::Duplicate(StoredOutcome::events(stored)?))
+}
+
+/// What the idempotency record stores: the handler's result and the events to (re)publish.
+#[derive(Default, Deserialize, Serialize)]
+struct StoredOutcome {
+    #[serde(default)]
+    result: serde_json::Value,
+    #[serde(default)]
+    events: Vec<serde_json::Value>,
+}
+
+impl StoredOutcome {
+    fn of(outcome: &Outcome) -> Result<String, RecordError> {
+        let events = outcome
+            .events
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| {
+                RecordError::Misconfigured(format!("follow-up event cannot be serialized: {err}"))
+            })?;
+        serde_json::to_string(&StoredOutcome {
+            result: outcome.result.clone(),
+            events,
+        })
+        .map_err(|err| RecordError::Misconfigured(format!("result cannot be serialized: {err}")))
+    }
+
+    fn events(stored: &str) -> Result<Vec<Event>, RecordError> {
+        if stored.is_empty() {
+            return Ok(Vec::new());
+        }
+        let stored: StoredOutcome = serde_json::from_str(stored).map_err(|err| {
+            RecordError::Misconfigured(format!("stored outcome is unreadable: {err}"))
+        })?;
+        stored
+            .events
+            .into_iter()
+            .map(|e| Event::from_value(e).map_err(RecordError::from))
+            .collect()
+    }
+}

@@ -1,0 +1,25 @@
+//! What SQS says about a record, read once from its system attributes.
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use chrono::{DateTime, Utc};
+
+use super::RecordMeta;
+
+impl RecordMeta {
+    /// The record's metadata; `sns_message_id` when it came through SNS.
+    pub(super) fn of(record: &SqsMessage, sns_message_id: Option<String>) -> Self {
+        let attribute = |name: &str| record.attributes.get(name);
+        RecordMeta {
+            message_id: record.message_id.clone().unwrap_or_default(),
+            receive_count: attribute("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
+            sent_at: attribute("SentTimestamp")
+                .and_then(|ms| ms.parse::<i64>().ok())
+                .and_then(DateTime::<Utc>::from_timestamp_millis),
+            group_id: attribute("MessageGroupId").cloned(),
+            queue_arn: record.event_source_arn.clone(),
+            sns_message_id,
+        }
+    }
+}
