@@ -73,9 +73,10 @@ test: venv lint lint-infra build ## Lint code and template, build, then every te
 # private LocalStack with AWS's DynamoDB Local (no Docker; scripts/with-localstack.sh installs it).
 # Skipped there, for behaviour LocalStack has on purpose (README, "moto, LocalStack and AWS"):
 # its PublishBatch never fails a single entry, so the per-entry rejection test cannot run.
+# --workspace, not -p: the feature set of the build above, so nothing is compiled again.
 LOCALSTACK_SKIPS := --skip an_entry_the_service_rejects
 test-localstack: venv build ## The emulator and end-to-end tests on a private LocalStack (part of make test)
-	scripts/with-localstack.sh $(CARGO) test --locked -p orderflow-tests --test emulator --test local -- $(LOCALSTACK_SKIPS)
+	scripts/with-localstack.sh $(CARGO) test --workspace --locked --test emulator --test local -- $(LOCALSTACK_SKIPS)
 
 # make run / make up on moto (default) or LocalStack: EMULATOR=localstack make run
 EMULATOR ?= moto
