@@ -23,6 +23,7 @@ pub mod event;
 pub mod idempotency;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod outbox;
 pub mod publish;
 pub mod sns;
 pub mod telemetry;

@@ -101,8 +101,13 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// The partition key of an order's item collection (the order, its history, its outbox rows).
+fn order_pk(order_id: &str) -> String {
+    format!("ORDER#{order_id}")
+}
+
 fn pk(order_id: &str) -> AttributeValue {
-    s(format!("ORDER#{order_id}"))
+    s(order_pk(order_id))
 }
 
 impl DynamoOrderRepository {
@@ -147,23 +152,13 @@ impl DynamoOrderRepository {
         Ok(item)
     }
 
-    /// The outbox row of `event`: the relay publishes `event` (the exact JSON) with the
-    /// attributes stored beside it, and marks it sent.
+    /// The outbox row of `event`, in the library's format: the relay publishes `event` (the
+    /// exact JSON) with the attributes stored beside it, and marks it sent.
     fn outbox_item(&self, event: &Event) -> Result<HashMap<String, AttributeValue>, OrdersError> {
-        let json = event.encode()?;
-        Ok(HashMap::from([
-            ("pk".into(), pk(&event.aggregate_id)),
-            ("sk".into(), s(format!("OUTBOX#{}", event.event_id))),
-            ("eventId".into(), s(event.event_id.to_string())),
-            ("eventType".into(), s(event.event_type().as_str())),
-            (
-                "eventVersion".into(),
-                AttributeValue::N(event.event_version().to_string()),
-            ),
-            ("correlationId".into(), s(event.correlation_id.clone())),
-            ("event".into(), s(json)),
-            ("status".into(), s("PENDING")),
-        ]))
+        Ok(orderflow::outbox::row_item(
+            &order_pk(&event.aggregate_id),
+            event,
+        )?)
     }
 
     fn order_item(&self, order: &Order) -> Result<HashMap<String, AttributeValue>, OrdersError> {

@@ -1,22 +1,20 @@
 //! What the relay asks of the world besides SNS: the outbox rows (marked sent, failed attempts
 //! counted) and a place for rows it gives up on.
 
+use crate::aws::{AwsError, AwsResultExt};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_sqs::types::MessageAttributeValue;
-use orderflow::aws::{AwsError, AwsResultExt};
 
-use crate::error::RelayError;
-use crate::row::OutboxRow;
+use super::row::{OutboxRow, Status};
 
 /// The outbox rows of the orders table.
 #[async_trait::async_trait]
 pub trait OutboxStore: Send + Sync {
     /// Marks the row sent. Best effort: the stream has already moved on.
-    async fn mark_sent(&self, row: &OutboxRow) -> Result<(), RelayError>;
+    async fn mark_sent(&self, row: &OutboxRow) -> Result<(), AwsError>;
     /// Counts a failed attempt to publish the row and remembers why; returns the attempts so
     /// far.
-    async fn record_failed_attempt(&self, row: &OutboxRow, reason: &str)
-    -> Result<u32, RelayError>;
+    async fn record_failed_attempt(&self, row: &OutboxRow, reason: &str) -> Result<u32, AwsError>;
 }
 
 /// Why a row was set aside, for whoever reads the failure queue.
@@ -42,7 +40,7 @@ pub struct SetAside {
 #[async_trait::async_trait]
 pub trait FailureSink: Send + Sync {
     /// Sends `row` aside; an error means it was not, and the record must be retried.
-    async fn set_aside(&self, row: &SetAside) -> Result<(), RelayError>;
+    async fn set_aside(&self, row: &SetAside) -> Result<(), AwsError>;
 }
 
 /// Outbox rows in the orders table: `status` becomes `SENT`, and `expiration` (the table's TTL)
@@ -68,7 +66,7 @@ const UPDATE: &str = "DynamoDB UpdateItem";
 
 #[async_trait::async_trait]
 impl OutboxStore for DynamoOutboxStore {
-    async fn mark_sent(&self, row: &OutboxRow) -> Result<(), RelayError> {
+    async fn mark_sent(&self, row: &OutboxRow) -> Result<(), AwsError> {
         let now = chrono::Utc::now();
         self.client
             .update_item()
@@ -78,7 +76,7 @@ impl OutboxStore for DynamoOutboxStore {
             .update_expression("SET #status = :sent, sentAt = :now, expiration = :expiration")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":sent", AttributeValue::S("SENT".into()))
+            .expression_attribute_values(":sent", AttributeValue::S(Status::Sent.as_str().into()))
             .expression_attribute_values(":now", AttributeValue::S(now.to_rfc3339()))
             .expression_attribute_values(
                 ":expiration",
@@ -90,11 +88,7 @@ impl OutboxStore for DynamoOutboxStore {
         Ok(())
     }
 
-    async fn record_failed_attempt(
-        &self,
-        row: &OutboxRow,
-        reason: &str,
-    ) -> Result<u32, RelayError> {
+    async fn record_failed_attempt(&self, row: &OutboxRow, reason: &str) -> Result<u32, AwsError> {
         let out = self
             .client
             .update_item()
@@ -140,7 +134,7 @@ impl SqsFailureSink {
 
 #[async_trait::async_trait]
 impl FailureSink for SqsFailureSink {
-    async fn set_aside(&self, row: &SetAside) -> Result<(), RelayError> {
+    async fn set_aside(&self, row: &SetAside) -> Result<(), AwsError> {
         const SEND: &str = "SQS SendMessage";
         let text = |value: &str| {
             MessageAttributeValue::builder()
@@ -149,7 +143,7 @@ impl FailureSink for SqsFailureSink {
                 .build()
                 .map_err(|err| AwsError::other(SEND, &self.queue_url, err.to_string(), false))
         };
-        let message = orderflow::error::error_message_attribute(&row.message);
+        let message = crate::error::error_message_attribute(&row.message);
         let mut request = self
             .client
             .send_message()

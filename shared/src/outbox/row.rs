@@ -1,14 +1,70 @@
-//! An outbox row as the orders table's stream delivers it: the stored event JSON, forwarded
-//! byte for byte, and the attributes stored beside it.
+//! The outbox row format, for both sides: the item a writer puts in its transaction, and the
+//! row as its table's stream delivers it to the relay (the stored event JSON, forwarded byte for
+//! byte, and the attributes stored beside it).
+
+use std::collections::HashMap;
 
 use aws_lambda_events::event::dynamodb::EventRecord;
-use orderflow::publish::EncodedEvent;
 use serde_dynamo::AttributeValue;
+
+use crate::event::{Event, EventError};
+use crate::publish::EncodedEvent;
+
+/// The sort key of every outbox row starts with this, then the event id.
+pub const ROW_PREFIX: &str = "OUTBOX#";
+
+/// Where an outbox row stands.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Status {
+    /// Written, not yet published (or set aside, to be published again).
+    Pending,
+    /// Published.
+    Sent,
+}
+
+impl Status {
+    /// As stored in `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "PENDING",
+            Status::Sent => "SENT",
+        }
+    }
+}
+
+/// The outbox row of `event`, to put in the same transaction as the change it records: `pk`
+/// is the writer's partition key (the aggregate's item collection), `sk` is
+/// `OUTBOX#<eventId>`; the exact event JSON, the envelope fields the message attributes come
+/// from, and `PENDING`.
+pub fn row_item(
+    pk: &str,
+    event: &Event,
+) -> Result<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, EventError> {
+    use aws_sdk_dynamodb::types::AttributeValue as Value;
+    let text = |value: String| Value::S(value);
+    Ok(HashMap::from([
+        ("pk".into(), text(pk.to_owned())),
+        ("sk".into(), text(format!("{ROW_PREFIX}{}", event.event_id))),
+        ("eventId".into(), text(event.event_id.to_string())),
+        (
+            "eventType".into(),
+            text(event.event_type().as_str().to_owned()),
+        ),
+        (
+            "eventVersion".into(),
+            Value::N(event.event_version().to_string()),
+        ),
+        ("aggregateId".into(), text(event.aggregate_id.clone())),
+        ("correlationId".into(), text(event.correlation_id.clone())),
+        ("event".into(), text(event.encode()?)),
+        ("status".into(), text(Status::Pending.as_str().to_owned())),
+    ]))
+}
 
 /// A new outbox row.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxRow {
-    /// `pk` (`ORDER#<orderId>`).
+    /// `pk`: the writer's partition key.
     pub pk: String,
     /// `sk` (`OUTBOX#<eventId>`).
     pub sk: String,
@@ -50,13 +106,13 @@ fn number(image: &serde_dynamo::Item, name: &str) -> Option<u32> {
 
 /// The row's stored envelope fields, when the writer stored them all (rows written before
 /// they were stored are read from the JSON instead).
-fn stored(image: &serde_dynamo::Item, pk: &str, body: &str) -> Option<EncodedEvent> {
+fn stored(image: &serde_dynamo::Item, body: &str) -> Option<EncodedEvent> {
     Some(EncodedEvent {
         event_id: text(image, "eventId")?.parse().ok()?,
         event_type: text(image, "eventType")?.to_owned(),
         event_version: number(image, "eventVersion")?,
         correlation_id: text(image, "correlationId")?.to_owned(),
-        aggregate_id: pk.strip_prefix("ORDER#")?.to_owned(),
+        aggregate_id: text(image, "aggregateId")?.to_owned(),
         body: body.to_owned(),
     })
 }
@@ -67,7 +123,7 @@ pub fn outbox_record(record: &EventRecord) -> OutboxRecord {
     let (Some(pk), Some(sk)) = (text(keys, "pk"), text(keys, "sk")) else {
         return OutboxRecord::NotOutbox;
     };
-    if record.event_name != "INSERT" || !sk.starts_with("OUTBOX#") {
+    if record.event_name != "INSERT" || !sk.starts_with(ROW_PREFIX) {
         return OutboxRecord::NotOutbox;
     }
     let image = &record.change.new_image;
@@ -79,7 +135,7 @@ pub fn outbox_record(record: &EventRecord) -> OutboxRecord {
     let Some(body) = text(image, "event") else {
         return unreadable("outbox row has no `event` attribute (is the stream NEW_IMAGE?)".into());
     };
-    let event = match stored(image, pk, body) {
+    let event = match stored(image, body) {
         Some(event) => event,
         None => match EncodedEvent::from_json(body.to_owned()) {
             Ok(event) => event,
@@ -96,7 +152,7 @@ pub fn outbox_record(record: &EventRecord) -> OutboxRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use orderflow::event::examples;
+    use crate::event::examples;
     use serde_json::json;
 
     pub(crate) fn record(event_name: &str, sk: &str, image: serde_json::Value) -> EventRecord {
@@ -113,11 +169,38 @@ mod tests {
     }
 
     #[test]
+    fn a_row_written_by_row_item_reads_back_as_the_same_event_byte_for_byte() {
+        let event = examples::order_placed();
+        let item = row_item(&format!("ORDER#{}", event.aggregate_id), &event).unwrap();
+        assert_eq!(item["status"].as_s().unwrap(), Status::Pending.as_str());
+        let image: serde_dynamo::Item = item.clone().into();
+        let keys: serde_dynamo::Item = HashMap::from([
+            ("pk".to_owned(), item["pk"].clone()),
+            ("sk".to_owned(), item["sk"].clone()),
+        ])
+        .into();
+        let mut stream_record = record("INSERT", "unused", json!({}));
+        stream_record.change.keys = keys;
+        stream_record.change.new_image = image;
+        let OutboxRecord::Row(row) = outbox_record(&stream_record) else {
+            panic!("not relayed")
+        };
+        assert_eq!(row.sk, format!("{ROW_PREFIX}{}", event.event_id));
+        assert_eq!(row.event.body, event.encode().unwrap());
+        assert_eq!(row.event.event_id, event.event_id);
+        assert_eq!(row.event.event_type, event.event_type().as_str());
+        assert_eq!(row.event.event_version, event.event_version());
+        assert_eq!(row.event.aggregate_id, event.aggregate_id);
+        assert_eq!(row.event.correlation_id, event.correlation_id);
+    }
+
+    #[test]
     fn only_new_outbox_rows_are_relayed_with_their_stored_fields() {
         let event = examples::order_placed();
         let json = event.encode().unwrap();
         let full = json!({"event": {"S": json}, "eventId": {"S": event.event_id.to_string()},
-            "eventType": {"S": "OrderPlaced"}, "eventVersion": {"N": "2"}, "correlationId": {"S": "corr-from-row"}});
+            "eventType": {"S": "OrderPlaced"}, "eventVersion": {"N": "2"}, "aggregateId": {"S": "ord-1001"},
+            "correlationId": {"S": "corr-from-row"}});
         let OutboxRecord::Row(row) = outbox_record(&record("INSERT", "OUTBOX#x", full.clone()))
         else {
             panic!("not relayed")
