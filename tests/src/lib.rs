@@ -545,16 +545,5 @@ pub fn expected_attributes(event: &Event) -> BTreeMap<String, (String, String)> 
 /// A Lambda SQS event carrying `events` as raw-delivery bodies, one record each (message ids
 /// `m0`, `m1`, …), from the queue `queue_arn`.
 pub fn sqs_event_of(events: &[Event], queue_arn: &str) -> aws_lambda_events::event::sqs::SqsEvent {
-    let records: Vec<serde_json::Value> = events
-        .iter()
-        .enumerate()
-        .map(|(i, event)| {
-            json!({
-                "messageId": format!("m{i}"), "receiptHandle": format!("rh{i}"), "body": event.encode().expect("valid event"),
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
-    serde_json::from_value(json!({ "Records": records })).expect("SqsEvent")
+    orderflow::consume::sqs_event::raw(events, queue_arn).expect("valid events")
 }

@@ -1,7 +1,8 @@
-//! Building the Lambda `SqsEvent` that an SQS event source mapping would deliver, from
-//! messages received with the SDK: for tests now, and for the local runner that feeds real
-//! function binaries.
+//! Building the Lambda `SqsEvent` that an SQS event source mapping would deliver: from messages
+//! received with the SDK ([`from_received`], for tests against an emulator), or from events
+//! ([`raw`], for a consumer's unit tests).
 
+use crate::event::{Event, EventError};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::types::Message;
 use serde_json::{Map, Value, json};
@@ -53,6 +54,24 @@ pub fn from_received(
         })
         .collect();
     serde_json::from_value(json!({ "Records": records }))
+}
+
+/// The event Lambda would deliver for `events` sent to the queue `queue_arn` by raw delivery,
+/// one record each, first attempt (message ids `m0`, `m1`, …).
+pub fn raw(events: &[Event], queue_arn: &str) -> Result<SqsEvent, EventError> {
+    let records = events
+        .iter()
+        .enumerate()
+        .map(|(i, event)| {
+            Ok(json!({
+                "messageId": format!("m{i}"), "receiptHandle": format!("rh{i}"), "body": event.encode()?,
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"
+            }))
+        })
+        .collect::<Result<Vec<Value>, EventError>>()?;
+    serde_json::from_value(json!({ "Records": records }))
+        .map_err(|err| EventError::invalid("", format!("not an SQS event: {err}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,77 @@
+//! README's "Writing a consumer", compiled and run: the code between the markers below is the
+//! README's example, character for character (`the_readme_shows_this_example` checks it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// README: begin
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use orderflow::consume::ports::{RecordingDeadLetters, RecordingSink};
+use orderflow::consume::{Consumer, HandlerError, Invocation, Message, Outcome, sqs_event};
+use orderflow::event::{OrderPlaced, PaymentProcessed, examples};
+use orderflow::idempotency::{Idempotency, InMemoryIdempotencyStore};
+
+/// What every handler shares: clients, stores, configuration.
+#[derive(Default)]
+struct State {
+    charges: AtomicUsize,
+}
+
+/// `OrderPlaced`: charge, then tell the others. With `?` on the function's own error type
+/// (thiserror, `#[from] AwsError`, `impl Classify`), a permanent error goes to the DLQ at once
+/// and a transient one comes back with backoff.
+async fn charge(order: Message<OrderPlaced>, state: Arc<State>) -> Result<Outcome, HandlerError> {
+    state.charges.fetch_add(1, Ordering::SeqCst);
+    let paid = PaymentProcessed {
+        order_id: order.data.order_id.clone(),
+        payment_id: format!("pay-{}", order.data.order_id),
+        amount: order.data.total,
+        currency: order.data.currency.clone(),
+    };
+    Ok(Outcome::done().publish(order.follow_up(paid)))
+}
+
+#[tokio::test]
+async fn an_order_delivered_twice_is_charged_once() {
+    // Deployed, main.rs wires the same ports to AWS and serves the consumer:
+    //   orderflow::lambda::run_sqs(Consumer::new("payment", state).on(charge).wired(&sdk, &env))
+    // (DynamoDB idempotency store, SNS publisher, SQS dead letters; run_sqs calls ready()).
+    // A unit test gives them their in-memory adapters:
+    let published = Arc::new(RecordingSink::new());
+    let consumer = Consumer::new("payment", State::default())
+        .on(charge) // on: acquire -> run -> complete; on_transactional: commit writes with the record
+        .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+        .with_event_sink(published.clone())
+        .with_dead_letter_sink(Arc::new(RecordingDeadLetters::new()))
+        .ready() // a route missing a port it needs stops here, not on a record
+        .expect("every port given");
+
+    let placed = examples::order_placed();
+    let queue = "arn:aws:sqs:us-east-1:123456789012:payment";
+    for _ in 0..2 {
+        let batch = sqs_event::raw(std::slice::from_ref(&placed), queue).unwrap();
+        let response = consumer.handle(batch, Invocation::default()).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
+    }
+
+    assert_eq!(consumer.state().charges.load(Ordering::SeqCst), 1);
+    // The duplicate published the stored follow-up again, with the same id.
+    let sent = published.events();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].event_id, sent[1].event_id);
+}
+// README: end
+
+#[test]
+fn the_readme_shows_this_example() {
+    let this = include_str!("writing_a_consumer.rs");
+    let begin = this.find("// README: begin\n").expect("begin marker") + "// README: begin\n".len();
+    let end = this.find("// README: end").expect("end marker");
+    let example = &this[begin..end];
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("```rust\n{example}```")),
+        "README's \"Writing a consumer\" must show shared/tests/writing_a_consumer.rs between its markers"
+    );
+}
