@@ -50,9 +50,10 @@ $(SAM_STAMP): scripts/requirements-sam.txt
 build: ## Build every crate, binary and test once
 	$(CARGO) build --workspace --all-targets --locked
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ## cargo fmt --check, clippy -D warnings, and the library's docs without a warning
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked -p orderflow --no-deps
 
 bench: ## Benchmarks of the per-record hot path (criterion; release build)
 	$(CARGO) bench --locked -p orderflow --bench hot_path

@@ -10,7 +10,7 @@
 //! - [`consume`]: the SQS batch consumer: typed handlers, partial failures, DLQ, retries.
 //! - [`idempotency`]: effects once, through DynamoDB conditional writes.
 //! - `lambda` (feature `lambda`): running a consumer under the Lambda runtime.
-//! - [`env`]: reading a function's configuration from the environment the template sets.
+//! - [`env`](mod@env): reading a function's configuration from the environment the template sets.
 //! - [`aws`]: the one place an `SdkConfig` is built and SDK errors are classified.
 //! - [`error`]: [`Classify`], what every error says about itself (can a retry help?).
 //! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
