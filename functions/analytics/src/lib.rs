@@ -16,6 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{EventData, OrderCancelled, OrderConfirmed, OrderPlaced};
+use orderflow::idempotency::Write;
 
 pub use counters::{CounterUpdate, SHARDS, counter_key, shard, sum_shards, updates};
 pub use error::AnalyticsError;
@@ -65,7 +66,7 @@ pub fn handlers(state: State) -> Consumer<State> {
 }
 
 /// Turns a counter update into `ADD a :a, b :b` on its item.
-pub fn write(table: &str, update: &CounterUpdate) -> Result<TransactWriteItem, AnalyticsError> {
+pub fn write(table: &str, update: &CounterUpdate) -> Result<Write, AnalyticsError> {
     let mut builder = Update::builder()
         .table_name(table)
         .key("pk", AttributeValue::S(update.key.clone()));
@@ -86,7 +87,9 @@ pub fn write(table: &str, update: &CounterUpdate) -> Result<TransactWriteItem, A
             key: update.key.clone(),
             reason: err.to_string(),
         })?;
-    Ok(TransactWriteItem::builder().update(update).build())
+    Ok(Write::dynamodb(
+        TransactWriteItem::builder().update(update).build(),
+    ))
 }
 
 /// Any counted event: its counter updates, as writes.

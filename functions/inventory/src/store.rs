@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use orderflow::aws::AwsResultExt;
 use orderflow::event::ReservedItem;
+use orderflow::idempotency::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::error::InventoryError;
@@ -47,19 +48,16 @@ pub trait InventoryStore: Send + Sync {
     /// The order's reservation, if any.
     async fn reservation(&self, order_id: &str) -> Result<Option<Reservation>, InventoryError>;
     /// Takes `items` out of stock (each only if enough is left) and records the reservation.
-    fn reserve(
-        &self,
-        order_id: &str,
-        items: &[ReservedItem],
-    ) -> Result<Vec<TransactWriteItem>, InventoryError>;
+    fn reserve(&self, order_id: &str, items: &[ReservedItem])
+    -> Result<Vec<Write>, InventoryError>;
     /// Records that the order's reservation has status `status` with nothing held.
     fn record(
         &self,
         order_id: &str,
         status: ReservationStatus,
-    ) -> Result<Vec<TransactWriteItem>, InventoryError>;
+    ) -> Result<Vec<Write>, InventoryError>;
     /// Gives a held reservation's stock back, once.
-    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, InventoryError>;
+    fn release(&self, reservation: &Reservation) -> Result<Vec<Write>, InventoryError>;
 }
 
 /// The inventory table in DynamoDB.
@@ -109,7 +107,7 @@ impl DynamoInventoryStore {
         &self,
         reservation: &Reservation,
         condition: &str,
-    ) -> Result<TransactWriteItem, InventoryError> {
+    ) -> Result<Write, InventoryError> {
         let item = serde_dynamo::to_item(reservation)
             .map_err(|e| InventoryError::unreadable(&reservation.pk, e))?;
         let put = Put::builder()
@@ -118,7 +116,9 @@ impl DynamoInventoryStore {
             .condition_expression(condition)
             .build()
             .map_err(unbuildable)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+        Ok(Write::dynamodb(
+            TransactWriteItem::builder().put(put).build(),
+        ))
     }
 
     fn stock_change(
@@ -126,7 +126,7 @@ impl DynamoInventoryStore {
         item: &ReservedItem,
         expression: &str,
         condition: &str,
-    ) -> Result<TransactWriteItem, InventoryError> {
+    ) -> Result<Write, InventoryError> {
         let update = Update::builder()
             .table_name(&self.table)
             .key("pk", sku_key(&item.sku))
@@ -138,7 +138,9 @@ impl DynamoInventoryStore {
             )
             .build()
             .map_err(unbuildable)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        Ok(Write::dynamodb(
+            TransactWriteItem::builder().update(update).build(),
+        ))
     }
 }
 
@@ -220,7 +222,7 @@ impl InventoryStore for DynamoInventoryStore {
         &self,
         order_id: &str,
         items: &[ReservedItem],
-    ) -> Result<Vec<TransactWriteItem>, InventoryError> {
+    ) -> Result<Vec<Write>, InventoryError> {
         let mut writes = Vec::with_capacity(items.len() + 1);
         for item in items {
             writes.push(self.stock_change(item, "SET stock = stock - :q", "stock >= :q")?);
@@ -239,7 +241,7 @@ impl InventoryStore for DynamoInventoryStore {
         &self,
         order_id: &str,
         status: ReservationStatus,
-    ) -> Result<Vec<TransactWriteItem>, InventoryError> {
+    ) -> Result<Vec<Write>, InventoryError> {
         let reservation = Reservation {
             pk: reservation_key(order_id),
             order_id: order_id.to_owned(),
@@ -252,7 +254,7 @@ impl InventoryStore for DynamoInventoryStore {
         )?])
     }
 
-    fn release(&self, reservation: &Reservation) -> Result<Vec<TransactWriteItem>, InventoryError> {
+    fn release(&self, reservation: &Reservation) -> Result<Vec<Write>, InventoryError> {
         let mut writes = Vec::with_capacity(reservation.items.len() + 1);
         for item in &reservation.items {
             writes.push(self.stock_change(
@@ -276,7 +278,9 @@ impl InventoryStore for DynamoInventoryStore {
             .expression_attribute_values(":reserved", AttributeValue::S("RESERVED".into()))
             .build()
             .map_err(unbuildable)?;
-        writes.push(TransactWriteItem::builder().put(put).build());
+        writes.push(Write::dynamodb(
+            TransactWriteItem::builder().put(put).build(),
+        ));
         Ok(writes)
     }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 use orderflow::Event;
+use orderflow::idempotency::Write;
 use serde::{Deserialize, Serialize};
 
 use orderflow::aws::AwsResultExt;
@@ -71,11 +72,10 @@ pub trait OrderRepository: Send + Sync {
         &self,
         order: &Order,
         history: &HistoryEntry,
-    ) -> Result<Vec<TransactWriteItem>, OrdersError>;
+    ) -> Result<Vec<Write>, OrdersError>;
     /// The writes that apply `change` to the order: the update, the history entry and the
     /// outbox event, committed together by the consumer.
-    fn apply(&self, order_id: &str, change: &Change)
-    -> Result<Vec<TransactWriteItem>, OrdersError>;
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<Write>, OrdersError>;
 }
 
 /// The orders table in DynamoDB.
@@ -123,14 +123,16 @@ impl DynamoOrderRepository {
         &self,
         item: HashMap<String, AttributeValue>,
         condition: Option<&str>,
-    ) -> Result<TransactWriteItem, OrdersError> {
+    ) -> Result<Write, OrdersError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
             .set_condition_expression(condition.map(str::to_owned));
-        Ok(TransactWriteItem::builder()
-            .put(put.build().map_err(unbuildable)?)
-            .build())
+        Ok(Write::dynamodb(
+            TransactWriteItem::builder()
+                .put(put.build().map_err(unbuildable)?)
+                .build(),
+        ))
     }
 
     fn history_item(
@@ -188,7 +190,7 @@ impl OrderRepository for DynamoOrderRepository {
         let sent = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(writes))
+            .set_transact_items(Some(writes.into_iter().map(Write::into_dynamodb).collect()))
             .send()
             .await;
         match sent {
@@ -266,7 +268,7 @@ impl OrderRepository for DynamoOrderRepository {
         &self,
         order: &Order,
         history: &HistoryEntry,
-    ) -> Result<Vec<TransactWriteItem>, OrdersError> {
+    ) -> Result<Vec<Write>, OrdersError> {
         Ok(vec![
             // If the order exists meanwhile, the transaction fails and the retry finds it.
             self.put(self.order_item(order)?, Some("attribute_not_exists(pk)"))?,
@@ -274,11 +276,7 @@ impl OrderRepository for DynamoOrderRepository {
         ])
     }
 
-    fn apply(
-        &self,
-        order_id: &str,
-        change: &Change,
-    ) -> Result<Vec<TransactWriteItem>, OrdersError> {
+    fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<Write>, OrdersError> {
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk(order_id))
@@ -297,7 +295,9 @@ impl OrderRepository for DynamoOrderRepository {
             .update_expression(format!("SET {}", assignments.join(", ")))
             .build()
             .map_err(unbuildable)?;
-        let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+        let mut writes = vec![Write::dynamodb(
+            TransactWriteItem::builder().update(update).build(),
+        )];
         writes.push(self.put(self.history_item(order_id, &change.history)?, None)?);
         if let Some(event) = &change.event {
             writes.push(self.put(self.outbox_item(event)?, Some("attribute_not_exists(pk)"))?);

@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use crate::idempotency::Write;
 use chrono::{DateTime, Utc};
 
 use crate::error::Classify;
@@ -126,12 +126,12 @@ impl<T> Message<T> {
     }
 }
 
-/// What a handler did: events to publish, DynamoDB writes to commit (transactional handlers),
+/// What a handler did: events to publish, writes to commit (transactional handlers),
 /// and a result to store with the idempotency record.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Outcome {
     pub(crate) events: Vec<Event>,
-    pub(crate) writes: Vec<TransactWriteItem>,
+    pub(crate) writes: Vec<Write>,
     pub(crate) result: serde_json::Value,
 }
 
@@ -147,10 +147,10 @@ impl Outcome {
         self
     }
 
-    /// Adds a DynamoDB write, committed in one transaction with the idempotency record
+    /// Adds a write, committed in one transaction with the idempotency record
     /// (transactional handlers only).
-    pub fn write(mut self, item: TransactWriteItem) -> Self {
-        self.writes.push(item);
+    pub fn write(mut self, write: impl Into<Write>) -> Self {
+        self.writes.push(write.into());
         self
     }
 
@@ -166,7 +166,7 @@ impl Outcome {
     }
 
     /// The writes to commit.
-    pub fn writes(&self) -> &[TransactWriteItem] {
+    pub fn writes(&self) -> &[Write] {
         &self.writes
     }
 }

@@ -551,7 +551,7 @@ impl crate::idempotency::IdempotencyStore for PanicsFor {
         &self,
         claim: &crate::idempotency::Claim,
         result: &str,
-        writes: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+        writes: Vec<crate::idempotency::Write>,
     ) -> Result<crate::idempotency::Committed, crate::idempotency::IdempotencyError> {
         self.inner.commit(claim, result, writes).await
     }

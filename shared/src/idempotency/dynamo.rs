@@ -264,12 +264,12 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         &self,
         claim: &Claim,
         result: &str,
-        writes: Vec<TransactWriteItem>,
+        writes: Vec<super::Write>,
     ) -> Result<Committed, IdempotencyError> {
         let put = self.conditional_put(claim, &claim.record(Status::Completed, Some(result)))?;
         let mut items = Vec::with_capacity(writes.len() + 1);
         items.push(TransactWriteItem::builder().put(put).build());
-        items.extend(writes);
+        items.extend(writes.into_iter().map(super::Write::into_dynamodb));
         // Concurrent transactions on a hot item (today's counters, a popular SKU) cancel each
         // other with `TransactionConflict`; a few quick jittered retries here resolve most of
         // them without spending one of the message's receives.

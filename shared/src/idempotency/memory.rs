@@ -4,8 +4,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
-
 use super::record::existing_outcome;
 use super::{
     Acquired, Claim, Committed, IdempotencyError, IdempotencyRecord, IdempotencyStore, Status,
@@ -89,7 +87,7 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         &self,
         claim: &Claim,
         result: &str,
-        writes: Vec<TransactWriteItem>,
+        writes: Vec<super::Write>,
     ) -> Result<Committed, IdempotencyError> {
         if !writes.is_empty() {
             return Err(IdempotencyError::Unsupported);

@@ -22,11 +22,11 @@ mod dynamo;
 mod error;
 mod memory;
 mod record;
+mod write;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use sha2::{Digest, Sha256};
 
 pub use cache::CompletedCache;
@@ -34,6 +34,7 @@ pub use dynamo::DynamoIdempotencyStore;
 pub use error::{IdempotencyError, TransactionConflict, WriteRefused};
 pub use memory::InMemoryIdempotencyStore;
 pub use record::{Acquired, Claim, Committed, IdempotencyRecord, Status};
+pub use write::Write;
 
 use crate::event::Event;
 
@@ -55,7 +56,7 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
         &self,
         claim: &Claim,
         result: &str,
-        writes: Vec<TransactWriteItem>,
+        writes: Vec<Write>,
     ) -> Result<Committed, IdempotencyError>;
 }
 
