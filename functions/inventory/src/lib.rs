@@ -4,6 +4,7 @@
 //! gives a reservation back exactly once.
 
 pub mod error;
+pub mod memory;
 pub mod plan;
 pub mod store;
 
@@ -15,6 +16,7 @@ use orderflow::event::{InventoryOutOfStock, InventoryReserved, OrderCancelled, O
 use tracing::info;
 
 pub use error::InventoryError;
+pub use memory::InMemoryInventoryStore;
 pub use plan::{Plan, plan};
 pub use store::{DynamoInventoryStore, InventoryStore, Reservation, ReservationStatus};
 

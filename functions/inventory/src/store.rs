@@ -71,7 +71,7 @@ fn sku_key(sku: &str) -> AttributeValue {
     AttributeValue::S(format!("SKU#{sku}"))
 }
 
-fn reservation_key(order_id: &str) -> String {
+pub(crate) fn reservation_key(order_id: &str) -> String {
     format!("RESERVATION#{order_id}")
 }
 

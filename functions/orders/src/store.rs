@@ -190,7 +190,13 @@ impl OrderRepository for DynamoOrderRepository {
         let sent = self
             .client
             .transact_write_items()
-            .set_transact_items(Some(writes.into_iter().map(Write::into_dynamodb).collect()))
+            // This adapter's own writes, all DynamoDB writes.
+            .set_transact_items(Some(
+                writes
+                    .into_iter()
+                    .filter_map(Write::into_dynamodb)
+                    .collect(),
+            ))
             .send()
             .await;
         match sent {

@@ -269,7 +269,10 @@ impl IdempotencyStore for DynamoIdempotencyStore {
         let put = self.conditional_put(claim, &claim.record(Status::Completed, Some(result)))?;
         let mut items = Vec::with_capacity(writes.len() + 1);
         items.push(TransactWriteItem::builder().put(put).build());
-        items.extend(writes.into_iter().map(super::Write::into_dynamodb));
+        for write in writes {
+            // An in-memory adapter's write reached the DynamoDB store: a wiring mistake.
+            items.push(write.into_dynamodb().ok_or(IdempotencyError::Unsupported)?);
+        }
         // Concurrent transactions on a hot item (today's counters, a popular SKU) cancel each
         // other with `TransactionConflict`; a few quick jittered retries here resolve most of
         // them without spending one of the message's receives.

@@ -1,5 +1,6 @@
 //! An in-process idempotency store with the DynamoDB store's semantics, for tests and local
-//! runs. It cannot commit business writes.
+//! runs. It commits in-memory business writes ([`Write::in_memory`](super::Write::in_memory))
+//! with the record, all or nothing; DynamoDB writes it refuses.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -7,12 +8,15 @@ use std::sync::Mutex;
 use super::record::existing_outcome;
 use super::{
     Acquired, Claim, Committed, IdempotencyError, IdempotencyRecord, IdempotencyStore, Status,
+    TransactionConflict, WriteRefused,
 };
 
 /// Records in a `HashMap` behind a mutex: every operation is atomic, like a conditional write.
 #[derive(Debug, Default)]
 pub struct InMemoryIdempotencyStore {
     records: Mutex<HashMap<String, IdempotencyRecord>>,
+    /// Commits run one at a time, so their conditions and changes are one transaction.
+    commits: Mutex<()>,
 }
 
 impl InMemoryIdempotencyStore {
@@ -89,15 +93,39 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         result: &str,
         writes: Vec<super::Write>,
     ) -> Result<Committed, IdempotencyError> {
-        if !writes.is_empty() {
+        let _one_at_a_time = self.commits.lock().map_err(|_| IdempotencyError::Store {
+            message: "in-memory store poisoned by a panic".into(),
+            retryable: false,
+        })?;
+        if writes.iter().any(|w| w.as_dynamodb().is_some()) {
             return Err(IdempotencyError::Unsupported);
         }
-        Ok(
-            match self.put_if_free(claim, claim.record(Status::Completed, Some(result)))? {
-                Acquired::Started => Committed::Written,
-                taken => Committed::AlreadyTaken(taken),
-            },
-        )
+        match self.put_if_free(claim, claim.record(Status::Completed, Some(result)))? {
+            Acquired::Started => {}
+            taken => return Ok(Committed::AlreadyTaken(taken)),
+        }
+        let refused: Vec<WriteRefused> = writes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, write)| match write.check_in_memory() {
+                Some(Err(reason)) => Some(WriteRefused {
+                    index,
+                    code: "ConditionalCheckFailed".into(),
+                    message: Some(format!("{}: {reason}", write.describe())),
+                    item: None,
+                }),
+                _ => None,
+            })
+            .collect();
+        if !refused.is_empty() {
+            // All or nothing: the record goes too, so a retry runs the handler again.
+            self.lock()?.remove(&claim.key);
+            return Err(IdempotencyError::Conflict(TransactionConflict { refused }));
+        }
+        for write in &writes {
+            write.apply_in_memory();
+        }
+        Ok(Committed::Written)
     }
 }
 
@@ -114,6 +142,49 @@ mod tests {
             expires_at: now_ms / 1000 + 60,
             in_progress_until: now_ms + 100,
         }
+    }
+
+    #[tokio::test]
+    async fn in_memory_writes_commit_all_or_nothing_with_the_record() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let store = InMemoryIdempotencyStore::new();
+        let applied = Arc::new(AtomicUsize::new(0));
+        let counted = applied.clone();
+        let ok = super::super::Write::in_memory(
+            "ok",
+            Arc::new(|| Ok(())),
+            Arc::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        let refused = super::super::Write::in_memory(
+            "refused",
+            Arc::new(|| Err("no".into())),
+            Arc::new(|| {}),
+        );
+        let first = claim("a", 0);
+        let err = store
+            .commit(&first, "{}", vec![ok.clone(), refused])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, IdempotencyError::Conflict(t) if t.refused.len() == 1 && t.refused[0].index == 1),
+            "{err:?}"
+        );
+        assert_eq!(applied.load(Ordering::SeqCst), 0, "nothing applied");
+        assert!(store.get("k").is_none(), "the record rolled back too");
+        assert!(matches!(
+            store.commit(&first, "{}", vec![ok.clone()]).await.unwrap(),
+            Committed::Written
+        ));
+        assert_eq!(applied.load(Ordering::SeqCst), 1);
+        // A duplicate's commit finds the record and applies nothing.
+        assert!(matches!(
+            store.commit(&claim("b", 1), "{}", vec![ok]).await.unwrap(),
+            Committed::AlreadyTaken(Acquired::Completed(_))
+        ));
+        assert_eq!(applied.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -34,7 +34,7 @@ pub use dynamo::DynamoIdempotencyStore;
 pub use error::{IdempotencyError, TransactionConflict, WriteRefused};
 pub use memory::InMemoryIdempotencyStore;
 pub use record::{Acquired, Claim, Committed, IdempotencyRecord, Status};
-pub use write::Write;
+pub use write::{Write, WriteChange, WriteCondition};
 
 use crate::event::Event;
 

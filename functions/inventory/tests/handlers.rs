@@ -1,0 +1,175 @@
+//! The inventory handlers without an emulator: the in-memory adapters of every port (inventory
+//! store, idempotency store committing its writes, event sink, dead letters).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use inventory::{InMemoryInventoryStore, ReservationStatus, State, handlers, options};
+use orderflow::consume::ports::{RecordingDeadLetters, RecordingSink};
+use orderflow::consume::{Consumer, Invocation, sqs_event};
+use orderflow::event::{Event, EventPayload, EventType, examples};
+use orderflow::idempotency::{Idempotency, InMemoryIdempotencyStore};
+
+const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:inventory";
+
+struct Service {
+    consumer: Consumer<State>,
+    store: InMemoryInventoryStore,
+    published: Arc<RecordingSink>,
+    dead_letters: Arc<RecordingDeadLetters>,
+}
+
+fn service() -> Service {
+    let store = InMemoryInventoryStore::new();
+    let published = Arc::new(RecordingSink::new());
+    let dead_letters = Arc::new(RecordingDeadLetters::new());
+    let consumer = handlers(State {
+        store: Arc::new(store.clone()),
+    })
+    .with_options(options())
+    .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+    .with_event_sink(published.clone())
+    .with_dead_letter_sink(dead_letters.clone())
+    .ready()
+    .expect("every port given");
+    Service {
+        consumer,
+        store,
+        published,
+        dead_letters,
+    }
+}
+
+impl Service {
+    /// Delivers `event` once; returns how many records SQS would deliver again.
+    async fn deliver(&self, event: &Event) -> usize {
+        let batch = sqs_event::raw(std::slice::from_ref(event), QUEUE).unwrap();
+        let response = self
+            .consumer
+            .handle(batch, Invocation::default())
+            .await
+            .unwrap();
+        response.batch_item_failures.len()
+    }
+
+    fn published_types(&self) -> Vec<EventType> {
+        self.published
+            .events()
+            .iter()
+            .map(Event::event_type)
+            .collect()
+    }
+}
+
+fn cancelled(placed: &Event) -> Event {
+    let EventPayload::OrderPlaced(order) = &placed.payload else {
+        unreachable!()
+    };
+    Event::caused_by(
+        placed,
+        "orders",
+        orderflow::event::OrderCancelled {
+            order_id: order.order_id.clone(),
+            reason: orderflow::event::CancellationReason::CustomerRequest,
+            detail: None,
+        },
+    )
+}
+
+#[tokio::test]
+async fn an_order_in_stock_is_reserved_once_however_often_it_arrives() {
+    let service = service();
+    service.store.set_stock("SKU-RED-MUG", 5);
+    service.store.set_stock("SKU-TEA-100G", 5);
+    let placed = examples::order_placed();
+
+    assert_eq!(service.deliver(&placed).await, 0);
+    assert_eq!(service.deliver(&placed).await, 0);
+
+    assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(3));
+    assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(4));
+    let reservation = service.store.reservation_of(&placed.aggregate_id).unwrap();
+    assert_eq!(reservation.status, ReservationStatus::Reserved);
+    // The duplicate republished the same InventoryReserved (same id), nothing else.
+    let sent = service.published.events();
+    assert_eq!(
+        service.published_types(),
+        [EventType::InventoryReserved, EventType::InventoryReserved]
+    );
+    assert_eq!(sent[0].event_id, sent[1].event_id);
+    assert!(service.dead_letters.letters().is_empty());
+}
+
+#[tokio::test]
+async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
+    let service = service();
+    service.store.set_stock("SKU-RED-MUG", 1);
+    service.store.set_stock("SKU-TEA-100G", 5);
+    let placed = examples::order_placed();
+
+    assert_eq!(service.deliver(&placed).await, 0);
+
+    assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(1));
+    assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
+    assert_eq!(
+        service
+            .store
+            .reservation_of(&placed.aggregate_id)
+            .unwrap()
+            .status,
+        ReservationStatus::Rejected
+    );
+    let sent = service.published.events();
+    let EventPayload::InventoryOutOfStock(short) = &sent[0].payload else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(short.shortages.len(), 1);
+    assert_eq!(short.shortages[0].sku, "SKU-RED-MUG");
+}
+
+#[tokio::test]
+async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
+    let service = service();
+    service.store.set_stock("SKU-RED-MUG", 5);
+    service.store.set_stock("SKU-TEA-100G", 5);
+    let placed = examples::order_placed();
+    service.deliver(&placed).await;
+
+    let cancel = cancelled(&placed);
+    assert_eq!(service.deliver(&cancel).await, 0);
+    assert_eq!(service.deliver(&cancel).await, 0);
+
+    assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
+    assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
+    assert_eq!(
+        service
+            .store
+            .reservation_of(&placed.aggregate_id)
+            .unwrap()
+            .status,
+        ReservationStatus::Released
+    );
+}
+
+#[tokio::test]
+async fn a_cancellation_that_overtakes_its_order_means_nothing_is_ever_reserved_for_it() {
+    let service = service();
+    service.store.set_stock("SKU-RED-MUG", 5);
+    service.store.set_stock("SKU-TEA-100G", 5);
+    let placed = examples::order_placed();
+
+    assert_eq!(service.deliver(&cancelled(&placed)).await, 0);
+    assert_eq!(service.deliver(&placed).await, 0);
+
+    assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
+    assert_eq!(
+        service
+            .store
+            .reservation_of(&placed.aggregate_id)
+            .unwrap()
+            .status,
+        ReservationStatus::Cancelled
+    );
+    assert!(service.published.events().is_empty());
+}
