@@ -143,73 +143,51 @@ pub async fn order_placed(
     ))
 }
 
-fn s(value: impl Into<String>) -> aws_sdk_dynamodb::types::AttributeValue {
-    aws_sdk_dynamodb::types::AttributeValue::S(value.into())
-}
-
 /// The change a decision makes, with the event it emits (through the outbox).
 fn change<T: EventData>(
     decision: &Decision,
     message: &Message<T>,
     order: &Order,
 ) -> Option<Change> {
-    let now = Utc::now();
+    let at = Utc::now();
     let history = |status: &str, detail: Option<String>| HistoryEntry {
         status: status.into(),
-        at: now,
+        at,
         detail,
         event_id: Some(message.event.event_id.to_string()),
     };
-    let updated = ("updatedAt", s(now.to_rfc3339()));
-    Some(match decision {
+    let (history, event) = match decision {
         Decision::Ignore(_) => return None,
-        Decision::RecordPayment(payment_id) => Change {
-            set: vec![("paymentId", s(payment_id)), updated],
-            // Not if the reservation arrived meanwhile: then the retry confirms instead.
-            condition: "#status = :placed AND attribute_not_exists(reservationId)",
-            history: history("PAYMENT_RECEIVED", Some(payment_id.clone())),
-            event: None,
-        },
-        Decision::RecordReservation(reservation_id) => Change {
-            set: vec![("reservationId", s(reservation_id)), updated],
-            condition: "#status = :placed AND attribute_not_exists(paymentId)",
-            history: history("STOCK_RESERVED", Some(reservation_id.clone())),
-            event: None,
-        },
-        Decision::Confirm {
-            payment_id,
-            reservation_id,
-        } => Change {
-            set: vec![
-                ("status", store::status_value(OrderStatus::Confirmed)),
-                ("paymentId", s(payment_id)),
-                ("reservationId", s(reservation_id)),
-                updated,
-            ],
-            condition: "#status = :placed",
-            history: history("CONFIRMED", None),
-            event: Some(message.follow_up(OrderConfirmed {
+        Decision::RecordPayment(payment_id) => {
+            (history("PAYMENT_RECEIVED", Some(payment_id.clone())), None)
+        }
+        Decision::RecordReservation(reservation_id) => (
+            history("STOCK_RESERVED", Some(reservation_id.clone())),
+            None,
+        ),
+        Decision::Confirm { payment_id, .. } => (
+            history("CONFIRMED", None),
+            Some(message.follow_up(OrderConfirmed {
                 order_id: order.order_id.clone(),
                 payment_id: payment_id.clone(),
                 total: order.total,
                 currency: order.currency.clone(),
             })),
-        },
-        Decision::Cancel { reason, detail } => Change {
-            set: vec![
-                ("status", store::status_value(OrderStatus::Cancelled)),
-                ("cancelDetail", s(detail)),
-                updated,
-            ],
-            // Once, and never after confirmation.
-            condition: "#status = :placed",
-            history: history("CANCELLED", Some(detail.clone())),
-            event: Some(message.follow_up(OrderCancelled {
+        ),
+        Decision::Cancel { reason, detail } => (
+            history("CANCELLED", Some(detail.clone())),
+            Some(message.follow_up(OrderCancelled {
                 order_id: order.order_id.clone(),
                 reason: *reason,
                 detail: Some(detail.clone()),
             })),
-        },
+        ),
+    };
+    Some(Change {
+        decision: decision.clone(),
+        at,
+        history,
+        event,
     })
 }
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use orderflow::aws::AwsResultExt;
 
-use crate::domain::{Order, OrderStatus};
+use crate::domain::{Decision, Order, OrderStatus};
 use crate::error::OrdersError;
 
 /// One entry of an order's history.
@@ -32,13 +32,14 @@ pub struct HistoryEntry {
     pub event_id: Option<String>,
 }
 
-/// A change to an order and what it records.
+/// A change to an order and what it records, in domain terms: the adapter turns the decision
+/// into its update and the condition that keeps it right under concurrency.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Change {
-    /// `SET …` assignments (attribute, value) on the order item.
-    pub set: Vec<(&'static str, AttributeValue)>,
-    /// The condition the order must meet for the change to apply.
-    pub condition: &'static str,
+    /// What was decided (never `Ignore`).
+    pub decision: Decision,
+    /// When.
+    pub at: DateTime<Utc>,
     /// The history entry.
     pub history: HistoryEntry,
     /// The event to put in the outbox.
@@ -283,19 +284,53 @@ impl OrderRepository for DynamoOrderRepository {
     }
 
     fn apply(&self, order_id: &str, change: &Change) -> Result<Vec<Write>, OrdersError> {
+        // Each update only while the order is still PLACED, so a late or repeated event cannot
+        // undo a confirmation or a cancellation.
+        let (mut set, condition): (Vec<(&str, AttributeValue)>, &str) = match &change.decision {
+            Decision::Ignore(_) => return Ok(Vec::new()),
+            Decision::RecordPayment(payment_id) => (
+                vec![("paymentId", s(payment_id))],
+                // Not if the reservation arrived meanwhile: then the retry confirms instead.
+                "#status = :placed AND attribute_not_exists(reservationId)",
+            ),
+            Decision::RecordReservation(reservation_id) => (
+                vec![("reservationId", s(reservation_id))],
+                "#status = :placed AND attribute_not_exists(paymentId)",
+            ),
+            Decision::Confirm {
+                payment_id,
+                reservation_id,
+            } => (
+                vec![
+                    ("status", status_value(OrderStatus::Confirmed)),
+                    ("paymentId", s(payment_id)),
+                    ("reservationId", s(reservation_id)),
+                ],
+                "#status = :placed",
+            ),
+            // Once, and never after confirmation.
+            Decision::Cancel { detail, .. } => (
+                vec![
+                    ("status", status_value(OrderStatus::Cancelled)),
+                    ("cancelDetail", s(detail)),
+                ],
+                "#status = :placed",
+            ),
+        };
+        set.push(("updatedAt", s(change.at.to_rfc3339())));
         let mut update = Update::builder()
             .table_name(&self.table)
             .key("pk", pk(order_id))
             .key("sk", s("ORDER"))
-            .condition_expression(change.condition)
+            .condition_expression(condition)
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":placed", s("PLACED"));
         let mut assignments = Vec::new();
-        for (i, (attribute, value)) in change.set.iter().enumerate() {
+        for (i, (attribute, value)) in set.into_iter().enumerate() {
             assignments.push(format!("#s{i} = :s{i}"));
             update = update
-                .expression_attribute_names(format!("#s{i}"), *attribute)
-                .expression_attribute_values(format!(":s{i}"), value.clone());
+                .expression_attribute_names(format!("#s{i}"), attribute)
+                .expression_attribute_values(format!(":s{i}"), value);
         }
         let update = update
             .update_expression(format!("SET {}", assignments.join(", ")))
