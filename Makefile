@@ -58,8 +58,8 @@ lint: ## cargo fmt --check, clippy -D warnings, and the library's docs without a
 bench: ## Benchmarks of the per-record hot path (criterion; release build)
 	$(CARGO) bench --locked -p orderflow --bench hot_path
 
-unit: ## Unit tests only (no emulator)
-	$(CARGO) test --workspace --lib --bins --locked
+unit: ## Every test that needs no emulator (all but the orderflow-tests crate)
+	$(CARGO) test --workspace --exclude orderflow-tests --locked
 
 lint-infra: $(INFRA_STAMP) $(SAM_STAMP) ## cfn-lint, checkov and sam validate --lint on the template (offline)
 	$(INFRA_VENV)/bin/cfn-lint $(TEMPLATE)
