@@ -235,35 +235,7 @@ impl StreamPoller {
     }
 
     fn convert(&self, record: &Record) -> EventRecord {
-        let mut converted = EventRecord::default();
-        converted.event_id = record.event_id().unwrap_or_default().to_owned();
-        converted.event_name = record
-            .event_name()
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default();
-        converted.event_version = record.event_version().map(str::to_owned);
-        converted.event_source = Some("aws:dynamodb".into());
-        converted.event_source_arn = Some(self.source.stream_arn.clone());
-        converted.aws_region = self.region.clone();
-        let mut change = StreamRecord::default();
-        if let Some(data) = record.dynamodb() {
-            change.keys = serde_dynamo::Item::from(data.keys().cloned().unwrap_or_default());
-            change.new_image =
-                serde_dynamo::Item::from(data.new_image().cloned().unwrap_or_default());
-            change.old_image =
-                serde_dynamo::Item::from(data.old_image().cloned().unwrap_or_default());
-            change.sequence_number = data.sequence_number().map(str::to_owned);
-            change.size_bytes = data.size_bytes().unwrap_or_default();
-            change.approximate_creation_date_time = data
-                .approximate_creation_date_time()
-                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
-                .unwrap_or_default();
-            if let Some(view) = data.stream_view_type() {
-                change.stream_view_type = serde_json::from_value(json!(view.as_str())).ok();
-            }
-        }
-        converted.change = change;
-        converted
+        stream_record(record, &self.source.stream_arn, &self.region)
     }
 
     /// One batch with Lambda's retry rules; returns when it is through or given up on.
@@ -425,6 +397,37 @@ fn retry_from(
         first = Some(first.map_or(index, |f| f.min(index)));
     }
     first.map_or(Retry::Done, Retry::From)
+}
+
+/// A stream record read with the SDK, as Lambda's event source mapping hands it to a function.
+pub fn stream_record(record: &Record, stream_arn: &str, region: &str) -> EventRecord {
+    let mut converted = EventRecord::default();
+    converted.event_id = record.event_id().unwrap_or_default().to_owned();
+    converted.event_name = record
+        .event_name()
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    converted.event_version = record.event_version().map(str::to_owned);
+    converted.event_source = Some("aws:dynamodb".into());
+    converted.event_source_arn = Some(stream_arn.to_owned());
+    converted.aws_region = region.to_owned();
+    let mut change = StreamRecord::default();
+    if let Some(data) = record.dynamodb() {
+        change.keys = serde_dynamo::Item::from(data.keys().cloned().unwrap_or_default());
+        change.new_image = serde_dynamo::Item::from(data.new_image().cloned().unwrap_or_default());
+        change.old_image = serde_dynamo::Item::from(data.old_image().cloned().unwrap_or_default());
+        change.sequence_number = data.sequence_number().map(str::to_owned);
+        change.size_bytes = data.size_bytes().unwrap_or_default();
+        change.approximate_creation_date_time = data
+            .approximate_creation_date_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+            .unwrap_or_default();
+        if let Some(view) = data.stream_view_type() {
+            change.stream_view_type = serde_json::from_value(json!(view.as_str())).ok();
+        }
+    }
+    converted.change = change;
+    converted
 }
 
 #[cfg(test)]

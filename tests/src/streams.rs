@@ -1,7 +1,7 @@
 //! Reading a DynamoDB stream the way Lambda's event source mapping does, and handing the
 //! records over as the `aws_lambda_events` stream event a function receives.
 
-use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord, StreamRecord};
+use aws_lambda_events::event::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 
 /// Follows every shard of one table's stream from its start.
@@ -95,26 +95,7 @@ impl StreamReader {
     }
 
     fn convert(&self, record: &aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
-        let mut converted = EventRecord::default();
-        converted.event_id = record.event_id().unwrap_or_default().to_owned();
-        converted.event_name = record
-            .event_name()
-            .map(|n| n.as_str().to_owned())
-            .unwrap_or_default();
-        converted.event_source = Some("aws:dynamodb".into());
-        converted.event_source_arn = Some(self.stream_arn.clone());
-        converted.aws_region = "us-east-1".into();
-        let mut change = StreamRecord::default();
-        if let Some(data) = record.dynamodb() {
-            change.keys = serde_dynamo::Item::from(data.keys().cloned().unwrap_or_default());
-            change.new_image =
-                serde_dynamo::Item::from(data.new_image().cloned().unwrap_or_default());
-            change.old_image =
-                serde_dynamo::Item::from(data.old_image().cloned().unwrap_or_default());
-            change.sequence_number = data.sequence_number().map(str::to_owned);
-        }
-        converted.change = change;
-        converted
+        orderflow_local::stream_source::stream_record(record, &self.stream_arn, "us-east-1")
     }
 }
 

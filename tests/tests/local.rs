@@ -388,26 +388,31 @@ async fn the_http_api_answers_as_api_gateway_would() {
     deployed.stop().await;
 }
 
+/// The runner's own fixture (`tests/fixtures/sleepy.yaml`: functions that sleep, crash or
+/// fail to start), deployed as `name`.
+async fn sleepy_fixture(name: &str) -> Deployed {
+    Deployed::start_template(&repo().join("tests/fixtures/sleepy.yaml"), name, &[], false).await
+}
+
+/// Sends `body` to the queue at `url`.
+async fn send(deployed: &Deployed, url: &str, body: &str) {
+    deployed
+        .aws
+        .sqs
+        .send_message()
+        .queue_url(url)
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_function_that_overruns_its_timeout_is_killed_and_its_batch_retried() {
-    let deployed = Deployed::start_template(
-        &repo().join("tests/fixtures/sleepy.yaml"),
-        "e2e-timeout",
-        &[],
-        false,
-    )
-    .await;
+    let deployed = sleepy_fixture("e2e-timeout").await;
     let queue = deployed.output("QueueUrl");
     for body in ["sleep", "crash"] {
-        deployed
-            .aws
-            .sqs
-            .send_message()
-            .queue_url(&queue)
-            .message_body(body)
-            .send()
-            .await
-            .unwrap();
+        send(&deployed, &queue, body).await;
     }
     deployed.settle(Duration::from_secs(60)).await;
     let stats = deployed.runner.function("sleepy").unwrap().stats();
@@ -427,23 +432,9 @@ async fn a_function_that_overruns_its_timeout_is_killed_and_its_batch_retried() 
 
 #[tokio::test]
 async fn an_init_error_is_reported_with_the_last_log_lines_and_retried_with_backoff() {
-    let deployed = Deployed::start_template(
-        &repo().join("tests/fixtures/sleepy.yaml"),
-        "e2e-init",
-        &[],
-        false,
-    )
-    .await;
+    let deployed = sleepy_fixture("e2e-init").await;
     let queue = deployed.output("MisconfiguredQueueUrl");
-    deployed
-        .aws
-        .sqs
-        .send_message()
-        .queue_url(&queue)
-        .message_body("{}")
-        .send()
-        .await
-        .unwrap();
+    send(&deployed, &queue, "{}").await;
     let function = deployed.runner.function("payment").unwrap().clone();
     let until = Instant::now() + Duration::from_secs(60);
     while function.stats().invocations < 2 {

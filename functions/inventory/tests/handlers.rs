@@ -62,6 +62,14 @@ impl Service {
     }
 }
 
+/// The service with `units` of each SKU of the example order, and that order.
+fn stocked(units: u32) -> (Service, Event) {
+    let service = service();
+    service.store.set_stock("SKU-RED-MUG", units);
+    service.store.set_stock("SKU-TEA-100G", units);
+    (service, examples::order_placed())
+}
+
 fn cancelled(placed: &Event) -> Event {
     let EventPayload::OrderPlaced(order) = &placed.payload else {
         unreachable!()
@@ -79,10 +87,7 @@ fn cancelled(placed: &Event) -> Event {
 
 #[tokio::test]
 async fn an_order_in_stock_is_reserved_once_however_often_it_arrives() {
-    let service = service();
-    service.store.set_stock("SKU-RED-MUG", 5);
-    service.store.set_stock("SKU-TEA-100G", 5);
-    let placed = examples::order_placed();
+    let (service, placed) = stocked(5);
 
     assert_eq!(service.deliver(&placed).await, 0);
     assert_eq!(service.deliver(&placed).await, 0);
@@ -130,10 +135,7 @@ async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
 
 #[tokio::test]
 async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
-    let service = service();
-    service.store.set_stock("SKU-RED-MUG", 5);
-    service.store.set_stock("SKU-TEA-100G", 5);
-    let placed = examples::order_placed();
+    let (service, placed) = stocked(5);
     service.deliver(&placed).await;
 
     let cancel = cancelled(&placed);
@@ -154,10 +156,7 @@ async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
 
 #[tokio::test]
 async fn a_cancellation_that_overtakes_its_order_means_nothing_is_ever_reserved_for_it() {
-    let service = service();
-    service.store.set_stock("SKU-RED-MUG", 5);
-    service.store.set_stock("SKU-TEA-100G", 5);
-    let placed = examples::order_placed();
+    let (service, placed) = stocked(5);
 
     assert_eq!(service.deliver(&cancelled(&placed)).await, 0);
     assert_eq!(service.deliver(&placed).await, 0);
