@@ -365,18 +365,7 @@ async fn permanent_handler_errors_and_misconfiguration_are_not_retried() {
 
 #[tokio::test]
 async fn follow_ups_without_a_publisher_are_a_misconfiguration() {
-    async fn emits(
-        message: Message<OrderPlaced>,
-        _: Arc<Counters>,
-    ) -> Result<Outcome, HandlerError> {
-        let cancelled = OrderCancelled {
-            order_id: message.data.order_id.clone(),
-            reason: crate::event::CancellationReason::CustomerRequest,
-            detail: None,
-        };
-        Ok(Outcome::done().publish(message.follow_up(cancelled)))
-    }
-    let consumer = Consumer::new("orders", Counters::default()).on(emits);
+    let consumer = Consumer::new("orders", Counters::default()).on(emits_cancellation);
     assert_eq!(
         consumer.handled_event_types(),
         [crate::EventType::OrderPlaced]
