@@ -9,50 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsBatchResponse;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType,
-};
 use lambda_runtime::{Context, LambdaEvent};
-use orderflow::consume::{Consumer, ConsumerEnv, ConsumerOptions, Invocation};
+use orderflow::consume::{Consumer, ConsumerOptions};
+use orderflow::env::Vars;
 use serde_json::{Value, json};
 
+use crate::services::{IDEMPOTENCY_TABLE, QueueConsumer, SERVICES, Service, TableSpec};
 use crate::streams::StreamReader;
-use crate::{Emulator, Queue, unique_name};
-
-/// Physical names of the flow's tables, by role.
-#[derive(Clone, Debug)]
-pub struct Tables {
-    /// Orders, history, outbox (with a stream).
-    pub orders: String,
-    /// Idempotency records of every consumer.
-    pub idempotency: String,
-    /// Payments.
-    pub payments: String,
-    /// Stock and reservations.
-    pub inventory: String,
-    /// Contacts and messages.
-    pub notifications: String,
-    /// Counters.
-    pub analytics: String,
-}
-
-/// Every service, built by its crate exactly as its Lambda builds it.
-pub struct Services {
-    /// The orders function (API + saga).
-    pub orders: Consumer<orders::State>,
-    /// The payment function.
-    pub payment: Consumer<payment::State>,
-    /// The inventory function.
-    pub inventory: Consumer<inventory::State>,
-    /// The notification function.
-    pub notification: Consumer<notification::State>,
-    /// The analytics function.
-    pub analytics: Consumer<analytics::State>,
-    /// The outbox relay.
-    pub relay: outbox_relay::Relay,
-}
+use crate::{Emulator, Queue};
 
 /// Counts of what a run moved.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -65,88 +29,66 @@ pub struct RunStats {
     pub failures: usize,
 }
 
+/// One consumer function of the flow: what it is, its queue and DLQ, and the consumer built
+/// by its crate.
+pub struct Wired {
+    /// The registry entry.
+    pub service: &'static Service,
+    /// Its queue.
+    pub queue: Queue,
+    /// Its DLQ.
+    pub dlq: Queue,
+    /// The consumer, built as its Lambda builds it.
+    pub consumer: Box<dyn QueueConsumer>,
+}
+
 /// The wired flow.
 pub struct Flow {
     /// The emulator clients.
     pub aws: Arc<Emulator>,
-    /// The tables.
-    pub tables: Tables,
     /// The events topic.
     pub topic: String,
-    /// Each service's queue and DLQ, by service name.
-    pub queues: BTreeMap<&'static str, (Queue, Queue)>,
-    /// The services.
-    pub services: Services,
+    /// Every consumer function, in [`SERVICES`] order.
+    pub services: Vec<Wired>,
+    /// The outbox relay.
+    pub relay: outbox_relay::Relay,
     /// Where the relay sets aside rows it cannot publish.
     pub relay_failures: Queue,
+    /// Physical table names by role ([`TableSpec::role`]).
+    tables: BTreeMap<&'static str, String>,
     stream: StreamReader,
 }
 
-/// Creates a pay-per-request table keyed by string `hash` (and `range`), with a `NEW_IMAGE`
-/// stream if `stream`.
-pub async fn create_table(
-    aws: &Emulator,
-    prefix: &str,
-    hash: &str,
-    range: Option<&str>,
-    stream: bool,
-) -> String {
-    let name = unique_name(prefix);
-    let mut request = aws
-        .dynamodb
-        .create_table()
-        .table_name(&name)
-        .billing_mode(BillingMode::PayPerRequest);
-    for (key, key_type) in
-        std::iter::once((hash, KeyType::Hash)).chain(range.map(|r| (r, KeyType::Range)))
-    {
-        request = request
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("definition"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(key_type)
-                    .build()
-                    .expect("key"),
-            );
-    }
-    if stream {
-        request = request.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::NewImage)
-                .build()
-                .expect("stream"),
-        );
-    }
-    request.send().await.expect("CreateTable");
-    name
+async fn create(aws: &Emulator, table: &TableSpec) -> String {
+    aws.create_table(table.role, table.hash, table.range, table.stream)
+        .await
 }
 
 impl Flow {
-    /// Creates every resource and builds every service.
+    /// Creates every resource and builds every service from the environment the template
+    /// would give it.
     pub async fn new(aws: Arc<Emulator>) -> Flow {
-        let tables = Tables {
-            orders: create_table(&aws, "orders", "pk", Some("sk"), true).await,
-            idempotency: create_table(&aws, "idempotency", "id", None, false).await,
-            payments: create_table(&aws, "payments", "orderId", None, false).await,
-            inventory: create_table(&aws, "inventory", "pk", None, false).await,
-            notifications: create_table(&aws, "notifications", "pk", None, false).await,
-            analytics: create_table(&aws, "analytics", "pk", None, false).await,
-        };
+        let mut tables = BTreeMap::new();
+        for table in std::iter::once(&IDEMPOTENCY_TABLE).chain(SERVICES.iter().map(|s| &s.table)) {
+            tables.insert(table.role, create(&aws, table).await);
+        }
         let topic = aws.topic("events", false).await;
-        let sdk = &aws.config;
-        let env = ConsumerEnv {
-            idempotency_table: tables.idempotency.clone(),
-            events_topic_arn: Some(topic.clone()),
-            dead_letter_queue_url: None,
-        };
+        let relay_failures = aws.queue("relay-failures", false).await;
+        let mut environment: BTreeMap<String, String> = SERVICES
+            .iter()
+            .map(|s| (s.table.variable.to_owned(), tables[s.table.role].clone()))
+            .collect();
+        environment.insert(
+            IDEMPOTENCY_TABLE.variable.to_owned(),
+            tables[IDEMPOTENCY_TABLE.role].clone(),
+        );
+        environment.insert(
+            orderflow::env::vars::EVENTS_TOPIC_ARN.to_owned(),
+            topic.clone(),
+        );
+        environment.insert("FAILURE_QUEUE_URL".to_owned(), relay_failures.url.clone());
+        let vars = Vars::from_map(environment);
+
         // One record at a time: records of one order in one batch (say OutOfStock and
         // PaymentProcessed) may commit in either order, both correct but with different
         // histories; runs compared item by item must take the same path. The races themselves
@@ -161,83 +103,59 @@ impl Flow {
             },
             ..ConsumerOptions::default()
         };
-        let relay_failures = aws.queue("relay-failures", false).await;
-        let services = Services {
-            orders: orders::consumer(
-                sdk,
-                orders::Config {
-                    consumer: env.clone(),
-                    orders_table: tables.orders.clone(),
-                },
-            )
-            .with_options(sequential()),
-            payment: payment::consumer(
-                sdk,
-                payment::Config {
-                    consumer: env.clone(),
-                    payments_table: tables.payments.clone(),
-                    amount_limit: payment::SimulatorRules::default().amount_limit,
-                },
-            )
-            .with_options(sequential()),
-            inventory: inventory::consumer(
-                sdk,
-                inventory::Config {
-                    consumer: env.clone(),
-                    inventory_table: tables.inventory.clone(),
-                },
-            )
-            .with_options(sequential()),
-            notification: notification::consumer(
-                sdk,
-                notification::Config {
-                    consumer: env.clone(),
-                    notifications_table: tables.notifications.clone(),
-                },
-            )
-            .with_options(sequential()),
-            analytics: analytics::consumer(
-                sdk,
-                analytics::Config {
-                    consumer: env,
-                    analytics_table: tables.analytics.clone(),
-                },
-            )
-            .with_options(sequential()),
-            relay: outbox_relay::relay(
-                sdk,
-                outbox_relay::Config {
-                    orders_table: tables.orders.clone(),
-                    events_topic_arn: topic.clone(),
-                    failure_queue_url: relay_failures.url.clone(),
-                    max_attempts: outbox_relay::DEFAULT_MAX_ATTEMPTS,
-                },
-            ),
-        };
-        let mut queues = BTreeMap::new();
-        let handled = [
-            ("orders", services.orders.handled_event_types()),
-            ("payment", services.payment.handled_event_types()),
-            ("inventory", services.inventory.handled_event_types()),
-            ("notification", services.notification.handled_event_types()),
-            ("analytics", services.analytics.handled_event_types()),
-        ];
-        for (name, types) in handled {
-            let (queue, dlq) = aws.queue_with_dlq(name, 5, 30).await;
+        let mut services = Vec::new();
+        for service in SERVICES {
+            let consumer = (service.build)(&aws.config, &vars, sequential())
+                .unwrap_or_else(|err| panic!("{}: {err}", service.name));
+            let (queue, dlq) = aws.queue_with_dlq(service.name, 5, 30).await;
+            let types = consumer.handled_event_types();
             let filter = json!({"eventType": types.iter().map(|t| t.as_str()).collect::<Vec<_>>()});
             aws.subscribe(&topic, &queue, true, Some(filter)).await;
-            queues.insert(name, (queue, dlq));
+            services.push(Wired {
+                service,
+                queue,
+                dlq,
+                consumer,
+            });
         }
-        let stream = StreamReader::open(&aws.config, &aws.dynamodb, &tables.orders).await;
+        let relay = outbox_relay::relay(
+            &aws.config,
+            orderflow::env::FromVars::from_vars(&vars).expect("outbox-relay environment"),
+        );
+        let stream = StreamReader::open(&aws.config, &aws.dynamodb, &tables["orders"]).await;
         Flow {
             aws,
-            tables,
             topic,
-            queues,
             services,
+            relay,
             relay_failures,
+            tables,
             stream,
         }
+    }
+
+    /// The physical name of the table with `role` (`"orders"`, `"payments"`, …).
+    pub fn table(&self, role: &str) -> &str {
+        self.tables
+            .get(role)
+            .unwrap_or_else(|| panic!("no table {role}"))
+    }
+
+    /// The wired service whose binary is `name`.
+    pub fn service(&self, name: &str) -> &Wired {
+        self.services
+            .iter()
+            .find(|w| w.service.name == name)
+            .unwrap_or_else(|| panic!("no service {name}"))
+    }
+
+    /// The consumer of the service `name`, typed, for a test that drives it directly.
+    pub fn consumer<S: Send + Sync + 'static>(&self, name: &str) -> &Consumer<S> {
+        self.service(name)
+            .consumer
+            .as_any()
+            .downcast_ref()
+            .unwrap_or_else(|| panic!("{name} is not a Consumer of that state type"))
     }
 
     /// Sends an HTTP request to the orders function, as API Gateway would.
@@ -262,7 +180,7 @@ impl Flow {
             "body": body.map(Value::to_string), "isBase64Encoded": false
         });
         let response = orders::handle(
-            &self.services.orders,
+            self.consumer::<orders::State>("orders"),
             LambdaEvent::new(request, Context::default()),
         )
         .await
@@ -301,14 +219,15 @@ impl Flow {
                 stats.stream_records += batch.records.len();
                 moved += batch.records.len();
                 for _ in 0..deliveries {
-                    let response = self.services.relay.handle(&batch).await;
+                    let response = self.relay.handle(&batch).await;
                     assert!(
                         response.batch_item_failures.is_empty(),
                         "the relay failed: {response:?}"
                     );
                 }
             }
-            for (name, (queue, _)) in &self.queues {
+            for wired in &self.services {
+                let queue = &wired.queue;
                 let messages = self
                     .aws
                     .receive_raw(queue, 10, Duration::from_millis(200))
@@ -324,40 +243,9 @@ impl Flow {
                     "us-east-1",
                 )
                 .expect("SqsEvent");
-                let mut response = SqsBatchResponse::default();
+                let mut response = Default::default();
                 for _ in 0..deliveries {
-                    response = match *name {
-                        "orders" => self
-                            .services
-                            .orders
-                            .process(&event, &Invocation::default())
-                            .await
-                            .response(),
-                        "payment" => self
-                            .services
-                            .payment
-                            .process(&event, &Invocation::default())
-                            .await
-                            .response(),
-                        "inventory" => self
-                            .services
-                            .inventory
-                            .process(&event, &Invocation::default())
-                            .await
-                            .response(),
-                        "notification" => self
-                            .services
-                            .notification
-                            .process(&event, &Invocation::default())
-                            .await
-                            .response(),
-                        _ => self
-                            .services
-                            .analytics
-                            .process(&event, &Invocation::default())
-                            .await
-                            .response(),
-                    };
+                    response = wired.consumer.process(&event).await.response();
                 }
                 stats.failures += response.batch_item_failures.len();
                 self.aws.acknowledge(queue, &messages, &response).await;
@@ -377,7 +265,7 @@ impl Flow {
             .aws
             .dynamodb
             .scan()
-            .table_name(&self.tables.analytics)
+            .table_name(self.table("analytics"))
             .send()
             .await
             .expect("Scan analytics");
@@ -406,8 +294,8 @@ impl Flow {
     /// Messages still in the services' queues, visible or waiting out a retry delay.
     pub async fn in_flight(&self) -> usize {
         let mut total = 0;
-        for (queue, _) in self.queues.values() {
-            total += self.aws.queue_depth(queue).await;
+        for wired in &self.services {
+            total += self.aws.queue_depth(&wired.queue).await;
         }
         total
     }
@@ -415,16 +303,8 @@ impl Flow {
     /// Every table's items by role, normalized so two runs can be compared: timestamps and
     /// expiry times removed, dated keys undated, JSON attributes parsed.
     pub async fn snapshot(&self) -> BTreeMap<&'static str, Vec<Value>> {
-        let roles = [
-            ("orders", &self.tables.orders),
-            ("idempotency", &self.tables.idempotency),
-            ("payments", &self.tables.payments),
-            ("inventory", &self.tables.inventory),
-            ("notifications", &self.tables.notifications),
-            ("analytics", &self.tables.analytics),
-        ];
         let mut snapshot = BTreeMap::new();
-        for (role, table) in roles {
+        for (role, table) in &self.tables {
             let out = self
                 .aws
                 .dynamodb
@@ -439,7 +319,7 @@ impl Flow {
                 .map(|item| normalize(serde_dynamo::from_item(item.clone()).expect("item as JSON")))
                 .collect();
             items.sort_by_key(Value::to_string);
-            snapshot.insert(role, items);
+            snapshot.insert(*role, items);
         }
         snapshot
     }

@@ -15,6 +15,7 @@ pub mod conflicts;
 pub mod flow;
 pub mod http;
 pub mod interceptors;
+pub mod services;
 pub mod stack;
 pub mod streams;
 
@@ -342,32 +343,58 @@ impl Emulator {
     /// Creates a pay-per-request table with string partition key `key`, and waits until it is
     /// active.
     pub async fn table(&self, prefix: &str, key: &str) -> String {
+        self.create_table(prefix, key, None, false).await
+    }
+
+    /// Creates a pay-per-request table keyed by string `hash` (and `range`), with a `NEW_IMAGE`
+    /// stream if `stream`, and waits until it is active.
+    pub async fn create_table(
+        &self,
+        prefix: &str,
+        hash: &str,
+        range: Option<&str>,
+        stream: bool,
+    ) -> String {
         use aws_sdk_dynamodb::client::Waiters;
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            StreamSpecification, StreamViewType,
         };
         let name = unique_name(prefix);
-        self.dynamodb
+        let mut request = self
+            .dynamodb
             .create_table()
             .table_name(&name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name(key)
-                    .attribute_type(ScalarAttributeType::S)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (key, key_type) in
+            std::iter::once((hash, KeyType::Hash)).chain(range.map(|r| (r, KeyType::Range)))
+        {
+            request = request
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(key_type)
+                        .build()
+                        .unwrap(),
+                );
+        }
+        if stream {
+            request = request.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
                     .build()
                     .unwrap(),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name(key)
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .expect("CreateTable");
+            );
+        }
+        request.send().await.expect("CreateTable");
         self.dynamodb
             .wait_until_table_exists()
             .table_name(&name)

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use orderflow::consume::ConsumerOptions;
 use orderflow::env::{FromVars, Vars};
+use orderflow_tests::services;
 use serde_yaml_ng::{Mapping, Value};
 
 fn template() -> Value {
@@ -114,34 +116,95 @@ impl Template {
     }
 }
 
-/// The functions in `functions/`, each built from the template's environment.
+/// The consumer function `binary`, built from the template's environment by its registry entry.
 fn handled_event_types(binary: &str, vars: &Vars) -> Vec<String> {
-    let sdk = offline_sdk();
-    let types = match binary {
-        "orders" => orders::consumer(&sdk, orders::Config::from_vars(vars).expect("orders env"))
-            .handled_event_types(),
-        "payment" => {
-            payment::consumer(&sdk, payment::Config::from_vars(vars).expect("payment env"))
-                .handled_event_types()
-        }
-        "inventory" => inventory::consumer(
-            &sdk,
-            inventory::Config::from_vars(vars).expect("inventory env"),
+    let service = services::service(binary)
+        .unwrap_or_else(|| panic!("{binary} is not in tests/src/services.rs's SERVICES"));
+    let consumer = (service.build)(&offline_sdk(), vars, ConsumerOptions::default())
+        .unwrap_or_else(|err| panic!("{binary} environment: {err}"));
+    consumer
+        .handled_event_types()
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect()
+}
+
+/// The template's table a function's variable `!Ref`s, as (hash key, range key, stream view).
+fn table_behind(
+    template: &Template,
+    function: &Value,
+    variable: &str,
+) -> (String, Option<String>, Option<String>) {
+    let own = get(
+        function,
+        &["Properties", "Environment", "Variables", variable],
+    );
+    let value = if own.is_null() {
+        get(
+            &template.root,
+            &["Globals", "Function", "Environment", "Variables", variable],
         )
-        .handled_event_types(),
-        "notification" => notification::consumer(
-            &sdk,
-            notification::Config::from_vars(vars).expect("notification env"),
-        )
-        .handled_event_types(),
-        "analytics" => analytics::consumer(
-            &sdk,
-            analytics::Config::from_vars(vars).expect("analytics env"),
-        )
-        .handled_event_types(),
-        other => panic!("{other} is not a consumer"),
+    } else {
+        own
     };
-    types.iter().map(|t| t.as_str().to_owned()).collect()
+    let (tag, logical) = reference(value).unwrap_or_else(|| panic!("{variable} is not a !Ref"));
+    assert_eq!(tag, "!Ref", "{variable}");
+    let table = template.resource(&logical);
+    assert_eq!(
+        table["Type"], "AWS::DynamoDB::Table",
+        "{variable} -> {logical}"
+    );
+    let key = |kind: &str| {
+        get(table, &["Properties", "KeySchema"])
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|k| k["KeyType"] == kind)
+            .map(|k| k["AttributeName"].as_str().unwrap().to_owned())
+    };
+    let stream = get(
+        table,
+        &["Properties", "StreamSpecification", "StreamViewType"],
+    )
+    .as_str()
+    .map(str::to_owned);
+    (key("HASH").unwrap(), key("RANGE"), stream)
+}
+
+#[test]
+fn the_tests_registry_of_services_builds_every_consumer_on_tables_keyed_as_the_template_keys_them()
+{
+    let template = Template { root: template() };
+    let mut registered: BTreeSet<&str> = services::SERVICES.iter().map(|s| s.name).collect();
+    for (logical, function) in template.of_type("AWS::Serverless::Function") {
+        let binary = get(function, &["Metadata", "BuildProperties", "Binary"])
+            .as_str()
+            .unwrap();
+        let Some(service) = services::service(binary) else {
+            continue;
+        };
+        registered.remove(binary);
+        for table in [&service.table, &services::IDEMPOTENCY_TABLE] {
+            let (hash, range, stream) = table_behind(&template, function, table.variable);
+            assert_eq!(hash, table.hash, "{logical} {}", table.variable);
+            assert_eq!(
+                range.as_deref(),
+                table.range,
+                "{logical} {}",
+                table.variable
+            );
+            assert_eq!(
+                stream.is_some(),
+                table.stream,
+                "{logical} {}",
+                table.variable
+            );
+        }
+    }
+    assert!(
+        registered.is_empty(),
+        "registered but not in the template: {registered:?}"
+    );
 }
 
 #[test]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::AttributeValue;
 use orderflow_tests::emulator;
-use orderflow_tests::flow::create_table;
 use orderflow_tests::streams::StreamReader;
 
 async fn put(aws: &orderflow_tests::Emulator, table: &str, key: &str) {
@@ -28,8 +27,8 @@ async fn put(aws: &orderflow_tests::Emulator, table: &str, key: &str) {
 #[tokio::test]
 async fn a_stream_read_from_its_start_sees_every_record_though_other_tables_wrote_first() {
     let aws = emulator().await;
-    let other = create_table(&aws, "diff-other", "pk", None, true).await;
-    let watched = create_table(&aws, "diff-watched", "pk", None, true).await;
+    let other = aws.create_table("diff-other", "pk", None, true).await;
+    let watched = aws.create_table("diff-watched", "pk", None, true).await;
     for table in [&other, &watched] {
         aws.dynamodb
             .wait_until_table_exists()

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 async fn seed_stock(flow: &Flow) {
     let store =
-        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), &flow.tables.inventory);
+        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), flow.table("inventory"));
     for (sku, units) in [("SKU-MUG", 10), ("SKU-TEA", 10), ("SKU-RARE", 1)] {
         store.set_stock(sku, units).await.expect("seed stock");
     }
@@ -102,7 +102,7 @@ async fn three_orders_end_confirmed_declined_and_out_of_stock() {
     );
 
     // Payments: A captured, B declined, C charged then refunded by the saga.
-    let payments = &flow.tables.payments;
+    let payments = flow.table("payments");
     assert_eq!(
         item(&flow, payments, &[("orderId", &a)]).await["status"],
         "CAPTURED"
@@ -121,7 +121,7 @@ async fn three_orders_end_confirmed_declined_and_out_of_stock() {
         async move {
             item(
                 flow,
-                &flow.tables.inventory,
+                flow.table("inventory"),
                 &[("pk", &format!("SKU#{sku}"))],
             )
             .await["stock"]
@@ -170,7 +170,8 @@ async fn three_orders_end_confirmed_declined_and_out_of_stock() {
     );
 
     // Nothing was dead-lettered.
-    for (name, (_, dlq)) in &flow.queues {
+    for wired in &flow.services {
+        let (name, dlq) = (wired.service.name, &wired.dlq);
         assert!(
             flow.aws
                 .receive_raw(dlq, 1, std::time::Duration::from_millis(300))

@@ -54,7 +54,8 @@ async fn item(flow: &Flow, table: &str, key: &[(&str, &str)]) -> BTreeMap<String
 }
 
 async fn assert_every_dlq_empty(flow: &Flow) {
-    for (name, (_, dlq)) in &flow.queues {
+    for wired in &flow.services {
+        let (name, dlq) = (wired.service.name, &wired.dlq);
         assert_eq!(
             flow.aws.queue_depth(dlq).await,
             0,
@@ -72,7 +73,7 @@ async fn assert_every_dlq_empty(flow: &Flow) {
 async fn orders_another_system_publishes_to_the_topic_finish_their_saga() {
     let mut flow = Flow::new(Arc::new(emulator().await)).await;
     let store =
-        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), &flow.tables.inventory);
+        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), flow.table("inventory"));
     store.set_stock("SKU-MUG", 10).await.expect("seed");
     store.set_stock("SKU-RARE", 1).await.expect("seed");
     let in_stock = external_order("ext-in-stock", "SKU-MUG", 2);
@@ -132,12 +133,17 @@ async fn orders_another_system_publishes_to_the_topic_finish_their_saga() {
     assert_eq!(history.last(), Some(&"CONFIRMED"));
     let (_, view) = flow.http("GET", "/orders/ext-short", None, None).await;
     assert_eq!(view["status"], "CANCELLED", "{view}");
-    let payment = item(&flow, &flow.tables.payments, &[("orderId", "ext-short")]).await;
+    let payment = item(&flow, flow.table("payments"), &[("orderId", "ext-short")]).await;
     assert_eq!(payment["status"], "REFUNDED");
     assert_eq!(payment["refundId"], "ref-pay-ext-short");
-    let captured = item(&flow, &flow.tables.payments, &[("orderId", "ext-in-stock")]).await;
+    let captured = item(
+        &flow,
+        flow.table("payments"),
+        &[("orderId", "ext-in-stock")],
+    )
+    .await;
     assert_eq!(captured["status"], "CAPTURED");
-    let stock = item(&flow, &flow.tables.inventory, &[("pk", "SKU#SKU-MUG")]).await;
+    let stock = item(&flow, flow.table("inventory"), &[("pk", "SKU#SKU-MUG")]).await;
     assert_eq!(stock["stock"], json!(8));
     // The orders service re-published no OrderPlaced of its own for them.
     let snapshot = flow.snapshot().await;
@@ -194,7 +200,7 @@ async fn saga_events_before_their_order_wait_for_it_and_end_the_same() {
     let saga = saga_events(&order);
 
     // Delivered in the natural order: OrderPlaced, then the reports.
-    let orders = &in_order.services.orders;
+    let orders = in_order.consumer::<orders::State>("orders");
     for event in std::iter::once(&order).chain(&saga) {
         let outcome = orders
             .process(
@@ -209,7 +215,7 @@ async fn saga_events_before_their_order_wait_for_it_and_end_the_same() {
     }
 
     // The reports first: each waits (transient), nothing is dead-lettered ...
-    let orders = &reversed.services.orders;
+    let orders = reversed.consumer::<orders::State>("orders");
     for event in &saga {
         let outcome = orders
             .process(
@@ -306,7 +312,7 @@ async fn the_relay_forwards_what_was_written_byte_for_byte_and_sets_aside_what_i
         .subscribe(&flow.topic, &everything, true, None)
         .await;
     let mut stream =
-        StreamReader::open(&flow.aws.config, &flow.aws.dynamodb, &flow.tables.orders).await;
+        StreamReader::open(&flow.aws.config, &flow.aws.dynamodb, flow.table("orders")).await;
 
     // GIVEN rows a newer writer wrote: an optional field this code does not know, and a later
     // eventVersion; then one that can never be published (over SNS's 256 KiB); then a plain one
@@ -334,7 +340,7 @@ async fn the_relay_forwards_what_was_written_byte_for_byte_and_sets_aside_what_i
         flow.aws
             .dynamodb
             .put_item()
-            .table_name(&flow.tables.orders)
+            .table_name(flow.table("orders"))
             .item("pk", AttributeValue::S("ORDER#ord-relay".into()))
             .item("sk", AttributeValue::S(format!("OUTBOX#{event_id}")))
             .item("event", AttributeValue::S(body.clone()))
@@ -347,7 +353,7 @@ async fn the_relay_forwards_what_was_written_byte_for_byte_and_sets_aside_what_i
     // WHEN the relay handles the stream
     let batch = stream.next_batch().await;
     assert_eq!(batch.records.len(), 4);
-    let response = flow.services.relay.handle(&batch).await;
+    let response = flow.relay.handle(&batch).await;
 
     // THEN nothing holds the shard, the three publishable rows went out exactly as written
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
@@ -381,7 +387,7 @@ async fn the_relay_forwards_what_was_written_byte_for_byte_and_sets_aside_what_i
     let oversize_id = oversize["eventId"].as_str().expect("id");
     let row = item(
         &flow,
-        &flow.tables.orders,
+        flow.table("orders"),
         &[
             ("pk", "ORDER#ord-relay"),
             ("sk", &format!("OUTBOX#{oversize_id}")),

@@ -108,7 +108,7 @@ async fn the_orders_api_reports_every_field_error_and_a_retried_post_returns_the
 async fn payment_never_charges_an_order_cancelled_before_it_was_charged() {
     let flow = Flow::new(Arc::new(emulator().await)).await;
     let order = placed("ord-early-cancel", "cust-1", "SKU-A", 1);
-    let payment = &flow.services.payment;
+    let payment = flow.consumer::<payment::State>("payment");
     // GIVEN the cancellation overtakes the order on the payment queue
     let outcome = payment
         .process(
@@ -136,7 +136,7 @@ async fn payment_never_charges_an_order_cancelled_before_it_was_charged() {
         .aws
         .dynamodb
         .get_item()
-        .table_name(&flow.tables.payments)
+        .table_name(flow.table("payments"))
         .key(
             "orderId",
             aws_sdk_dynamodb::types::AttributeValue::S("ord-early-cancel".into()),
@@ -145,7 +145,7 @@ async fn payment_never_charges_an_order_cancelled_before_it_was_charged() {
         .await
         .unwrap();
     assert_eq!(row.item().unwrap()["status"].as_s().unwrap(), "VOIDED");
-    let (payment_queue, _) = &flow.queues["orders"];
+    let payment_queue = &flow.service("orders").queue;
     assert!(
         flow.aws
             .receive_for(payment_queue, ABSENCE_GRACE)
@@ -159,14 +159,14 @@ async fn payment_never_charges_an_order_cancelled_before_it_was_charged() {
 async fn inventory_releases_a_reservation_exactly_once_and_names_short_skus() {
     let flow = Flow::new(Arc::new(emulator().await)).await;
     let store =
-        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), &flow.tables.inventory);
+        inventory::DynamoInventoryStore::new(flow.aws.dynamodb.clone(), flow.table("inventory"));
     store.set_stock("SKU-A", 3).await.unwrap();
     let stock = || async {
         let out = flow
             .aws
             .dynamodb
             .get_item()
-            .table_name(&flow.tables.inventory)
+            .table_name(flow.table("inventory"))
             .key(
                 "pk",
                 aws_sdk_dynamodb::types::AttributeValue::S("SKU#SKU-A".into()),
@@ -180,7 +180,7 @@ async fn inventory_releases_a_reservation_exactly_once_and_names_short_skus() {
             .parse::<u32>()
             .unwrap()
     };
-    let consumer = &flow.services.inventory;
+    let consumer = flow.consumer::<inventory::State>("inventory");
     let order = placed("ord-r", "cust-1", "SKU-A", 2);
     consumer
         .process(
@@ -236,7 +236,7 @@ async fn inventory_releases_a_reservation_exactly_once_and_names_short_skus() {
         .process(&sqs_event_of(&[greedy], QUEUE), &Invocation::default())
         .await;
     assert_eq!(stock().await, 3);
-    let (orders_queue, _) = &flow.queues["orders"];
+    let orders_queue = &flow.service("orders").queue;
     let published = flow
         .aws
         .receive(orders_queue, 2, orderflow_tests::DELIVERY_DEADLINE)
@@ -262,7 +262,7 @@ async fn inventory_releases_a_reservation_exactly_once_and_names_short_skus() {
 #[tokio::test]
 async fn notification_waits_for_the_contact_and_sends_each_message_once() {
     let flow = Flow::new(Arc::new(emulator().await)).await;
-    let consumer = &flow.services.notification;
+    let consumer = flow.consumer::<notification::State>("notification");
     let order = placed("ord-n", "cust-1", "SKU-A", 1);
     let confirmed = Event::caused_by(
         &order,
