@@ -53,7 +53,7 @@ build: ## Build every crate, binary and test once
 lint: ## cargo fmt --check, clippy -D warnings, and the library's docs without a warning
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked -p orderflow --no-deps
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked -p orderflow --no-deps --features lambda,testing
 
 bench: ## Benchmarks of the per-record hot path (criterion; release build)
 	$(CARGO) bench --locked -p orderflow --bench hot_path

@@ -167,7 +167,7 @@ async fn handle(
     log: &LogSink,
 ) {
     let event =
-        match orderflow::consume::sqs_event::from_received(&messages, &source.queue_arn, region)
+        match orderflow::testing::sqs_event::from_received(&messages, &source.queue_arn, region)
             .and_then(|event| serde_json::to_vec(&event))
         {
             Ok(event) => event,

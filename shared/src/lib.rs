@@ -14,6 +14,8 @@
 //! - [`aws`]: the one place an `SdkConfig` is built and SDK errors are classified.
 //! - [`error`]: [`Classify`], what every error says about itself (can a retry help?).
 //! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
+//! - `testing` (feature `testing`): what a consumer's unit tests need: SQS events built from
+//!   events, in-memory adapters of every port, a consumer wired to them.
 
 pub mod aws;
 pub mod consume;
@@ -27,6 +29,8 @@ pub mod outbox;
 pub mod publish;
 pub mod sns;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use error::Classify;
 pub use event::{Event, EventError, EventPayload, EventType};

@@ -7,10 +7,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use orderflow::consume::ports::{RecordingDeadLetters, RecordingSink};
-use orderflow::consume::{Consumer, HandlerError, Invocation, Message, Outcome, sqs_event};
+use orderflow::consume::{Consumer, HandlerError, Message, Outcome, RecordOutcome};
 use orderflow::event::{OrderPlaced, PaymentProcessed, examples};
-use orderflow::idempotency::{Idempotency, InMemoryIdempotencyStore};
+use orderflow::testing::TestConsumer;
 
 /// What every handler shares: clients, stores, configuration.
 #[derive(Default)]
@@ -34,30 +33,27 @@ async fn charge(order: Message<OrderPlaced>, state: Arc<State>) -> Result<Outcom
 
 #[tokio::test]
 async fn an_order_delivered_twice_is_charged_once() {
-    // Deployed, main.rs wires the same ports to AWS and serves the consumer:
+    // Deployed, main.rs wires the consumer's ports to AWS and serves it:
     //   orderflow::lambda::run_sqs(Consumer::new("payment", state).on(charge).wired(&sdk, &env))
-    // (DynamoDB idempotency store, SNS publisher, SQS dead letters; run_sqs calls ready()).
-    // A unit test gives them their in-memory adapters:
-    let published = Arc::new(RecordingSink::new());
-    let consumer = Consumer::new("payment", State::default())
-        .on(charge) // on: acquire -> run -> complete; on_transactional: commit writes with the record
-        .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
-        .with_event_sink(published.clone())
-        .with_dead_letter_sink(Arc::new(RecordingDeadLetters::new()))
-        .ready() // a route missing a port it needs stops here, not on a record
-        .expect("every port given");
+    // (DynamoDB idempotency store, SNS publisher, SQS dead letters; run_sqs calls ready(), so a
+    // route missing a port it needs stops the function at init, not on a record).
+    // A unit test wires the same handlers to in-memory adapters of every port (feature `testing`):
+    let consumer = TestConsumer::new(
+        Consumer::new("payment", State::default()).on(charge), // on_transactional: commit writes with the record
+    )
+    .expect("every port given");
 
     let placed = examples::order_placed();
-    let queue = "arn:aws:sqs:us-east-1:123456789012:payment";
-    for _ in 0..2 {
-        let batch = sqs_event::raw(std::slice::from_ref(&placed), queue).unwrap();
-        let response = consumer.handle(batch, Invocation::default()).await.unwrap();
-        assert!(response.batch_item_failures.is_empty());
-    }
+    let first = consumer.deliver(&placed).await.unwrap();
+    let again = consumer.deliver(&placed).await.unwrap();
+    assert!(matches!(
+        (first, again),
+        (RecordOutcome::Handled, RecordOutcome::Duplicate)
+    ));
 
     assert_eq!(consumer.state().charges.load(Ordering::SeqCst), 1);
     // The duplicate published the stored follow-up again, with the same id.
-    let sent = published.events();
+    let sent = consumer.published();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0].event_id, sent[1].event_id);
 }

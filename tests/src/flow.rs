@@ -237,7 +237,7 @@ impl Flow {
                 }
                 moved += messages.len();
                 stats.messages += messages.len();
-                let event = orderflow::consume::sqs_event::from_received(
+                let event = orderflow::testing::sqs_event::from_received(
                     &messages,
                     &queue.arn,
                     "us-east-1",

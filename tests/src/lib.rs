@@ -281,7 +281,7 @@ impl Emulator {
             queue.url
         );
         let event =
-            orderflow::consume::sqs_event::from_received(&messages, &queue.arn, "us-east-1")
+            orderflow::testing::sqs_event::from_received(&messages, &queue.arn, "us-east-1")
                 .expect("SqsEvent");
         (event, messages)
     }
@@ -572,5 +572,5 @@ pub fn expected_attributes(event: &Event) -> BTreeMap<String, (String, String)> 
 /// A Lambda SQS event carrying `events` as raw-delivery bodies, one record each (message ids
 /// `m0`, `m1`, …), from the queue `queue_arn`.
 pub fn sqs_event_of(events: &[Event], queue_arn: &str) -> aws_lambda_events::event::sqs::SqsEvent {
-    orderflow::consume::sqs_event::raw(events, queue_arn).expect("valid events")
+    orderflow::testing::sqs_event::raw(events, queue_arn).expect("valid events")
 }

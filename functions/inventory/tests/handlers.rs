@@ -6,56 +6,41 @@
 use std::sync::Arc;
 
 use inventory::{InMemoryInventoryStore, ReservationStatus, State, handlers, options};
-use orderflow::consume::ports::{RecordingDeadLetters, RecordingSink};
-use orderflow::consume::{Consumer, Invocation, sqs_event};
+use orderflow::consume::RecordOutcome;
 use orderflow::event::{Event, EventPayload, EventType, examples};
-use orderflow::idempotency::{Idempotency, InMemoryIdempotencyStore};
-
-const QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:inventory";
+use orderflow::testing::TestConsumer;
 
 struct Service {
-    consumer: Consumer<State>,
+    consumer: TestConsumer<State>,
     store: InMemoryInventoryStore,
-    published: Arc<RecordingSink>,
-    dead_letters: Arc<RecordingDeadLetters>,
 }
 
 fn service() -> Service {
     let store = InMemoryInventoryStore::new();
-    let published = Arc::new(RecordingSink::new());
-    let dead_letters = Arc::new(RecordingDeadLetters::new());
-    let consumer = handlers(State {
-        store: Arc::new(store.clone()),
-    })
-    .with_options(options())
-    .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
-    .with_event_sink(published.clone())
-    .with_dead_letter_sink(dead_letters.clone())
-    .ready()
+    let consumer = TestConsumer::new(
+        handlers(State {
+            store: Arc::new(store.clone()),
+        })
+        .with_options(options()),
+    )
     .expect("every port given");
-    Service {
-        consumer,
-        store,
-        published,
-        dead_letters,
-    }
+    Service { consumer, store }
 }
 
 impl Service {
-    /// Delivers `event` once; returns how many records SQS would deliver again.
-    async fn deliver(&self, event: &Event) -> usize {
-        let batch = sqs_event::raw(std::slice::from_ref(event), QUEUE).unwrap();
-        let response = self
-            .consumer
-            .handle(batch, Invocation::default())
-            .await
-            .unwrap();
-        response.batch_item_failures.len()
+    /// Delivers `event` once (never dead-lettered); says whether SQS would deliver it again.
+    async fn comes_back(&self, event: &Event) -> bool {
+        let outcome = self.consumer.deliver(event).await.unwrap();
+        assert!(
+            !matches!(outcome, RecordOutcome::DeadLettered(_)),
+            "{outcome:?}"
+        );
+        outcome.is_failure()
     }
 
     fn published_types(&self) -> Vec<EventType> {
-        self.published
-            .events()
+        self.consumer
+            .published()
             .iter()
             .map(Event::event_type)
             .collect()
@@ -89,21 +74,21 @@ fn cancelled(placed: &Event) -> Event {
 async fn an_order_in_stock_is_reserved_once_however_often_it_arrives() {
     let (service, placed) = stocked(5);
 
-    assert_eq!(service.deliver(&placed).await, 0);
-    assert_eq!(service.deliver(&placed).await, 0);
+    assert!(!service.comes_back(&placed).await);
+    assert!(!service.comes_back(&placed).await);
 
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(3));
     assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(4));
     let reservation = service.store.reservation_of(&placed.aggregate_id).unwrap();
     assert_eq!(reservation.status, ReservationStatus::Reserved);
     // The duplicate republished the same InventoryReserved (same id), nothing else.
-    let sent = service.published.events();
+    let sent = service.consumer.published();
     assert_eq!(
         service.published_types(),
         [EventType::InventoryReserved, EventType::InventoryReserved]
     );
     assert_eq!(sent[0].event_id, sent[1].event_id);
-    assert!(service.dead_letters.letters().is_empty());
+    assert!(service.consumer.dead_letters().is_empty());
 }
 
 #[tokio::test]
@@ -113,7 +98,7 @@ async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
     service.store.set_stock("SKU-TEA-100G", 5);
     let placed = examples::order_placed();
 
-    assert_eq!(service.deliver(&placed).await, 0);
+    assert!(!service.comes_back(&placed).await);
 
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(1));
     assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
@@ -125,7 +110,7 @@ async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
             .status,
         ReservationStatus::Rejected
     );
-    let sent = service.published.events();
+    let sent = service.consumer.published();
     let EventPayload::InventoryOutOfStock(short) = &sent[0].payload else {
         panic!("{sent:?}")
     };
@@ -136,11 +121,11 @@ async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
 #[tokio::test]
 async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
     let (service, placed) = stocked(5);
-    service.deliver(&placed).await;
+    service.comes_back(&placed).await;
 
     let cancel = cancelled(&placed);
-    assert_eq!(service.deliver(&cancel).await, 0);
-    assert_eq!(service.deliver(&cancel).await, 0);
+    assert!(!service.comes_back(&cancel).await);
+    assert!(!service.comes_back(&cancel).await);
 
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
     assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
@@ -158,8 +143,8 @@ async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
 async fn a_cancellation_that_overtakes_its_order_means_nothing_is_ever_reserved_for_it() {
     let (service, placed) = stocked(5);
 
-    assert_eq!(service.deliver(&cancelled(&placed)).await, 0);
-    assert_eq!(service.deliver(&placed).await, 0);
+    assert!(!service.comes_back(&cancelled(&placed)).await);
+    assert!(!service.comes_back(&placed).await);
 
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
     assert_eq!(
@@ -170,5 +155,5 @@ async fn a_cancellation_that_overtakes_its_order_means_nothing_is_ever_reserved_
             .status,
         ReservationStatus::Cancelled
     );
-    assert!(service.published.events().is_empty());
+    assert!(service.consumer.published().is_empty());
 }

@@ -48,7 +48,6 @@ pub mod ports;
 mod record;
 mod settle;
 mod sqs_actions;
-pub mod sqs_event;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -419,7 +419,7 @@ fn ready_refuses_a_consumer_missing_a_port_its_routes_need() {
     assert!(consumer().emits_no_events().ready().is_ok());
     assert!(
         consumer()
-            .with_event_sink(Arc::new(ports::RecordingSink::new()))
+            .with_event_sink(Arc::new(crate::testing::RecordingSink::new()))
             .ready()
             .is_ok()
     );
@@ -435,7 +435,7 @@ fn ready_refuses_a_consumer_missing_a_port_its_routes_need() {
 
 #[tokio::test]
 async fn follow_ups_reach_the_event_sink_and_a_duplicate_sends_the_same_ones_again() {
-    let sink = Arc::new(ports::RecordingSink::new());
+    let sink = Arc::new(crate::testing::RecordingSink::new());
     let consumer = Consumer::new("orders", Counters::default())
         .on(emits_cancellation)
         .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
@@ -460,7 +460,7 @@ async fn follow_ups_reach_the_event_sink_and_a_duplicate_sends_the_same_ones_aga
 
 #[tokio::test]
 async fn a_permanent_failure_is_set_aside_and_a_transient_one_delayed_with_backoff() {
-    let dead_letters = Arc::new(ports::RecordingDeadLetters::new());
+    let dead_letters = Arc::new(crate::testing::RecordingDeadLetters::new());
     let consumer = consumer()
         .emits_no_events()
         .with_dead_letter_sink(dead_letters.clone());

@@ -52,7 +52,7 @@ async fn drain<S: Send + Sync + 'static>(
                         }
                         continue;
                     }
-                    let event = orderflow::consume::sqs_event::from_received(
+                    let event = orderflow::testing::sqs_event::from_received(
                         &messages,
                         &queue.arn,
                         "us-east-1",

@@ -50,14 +50,14 @@ fn order_event(order_id: &str, sku: &str, quantity: u32) -> Event {
     event
 }
 
-/// One SQS record carrying `event`, as Lambda would deliver it.
+/// One SQS record carrying `event`, as Lambda would deliver it, with `message_id`.
 fn sqs_event(event: &Event, message_id: &str) -> SqsEvent {
-    serde_json::from_value(json!({"Records": [{
-        "messageId": message_id, "receiptHandle": "rh", "body": event.encode().unwrap(),
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:payment", "awsRegion": "us-east-1"
-    }]}))
-    .unwrap()
+    let mut batch = orderflow_tests::sqs_event_of(
+        std::slice::from_ref(event),
+        "arn:aws:sqs:us-east-1:123456789012:payment",
+    );
+    batch.records[0].message_id = Some(message_id.to_owned());
+    batch
 }
 
 async fn store(aws: &Emulator) -> (DynamoIdempotencyStore, String) {

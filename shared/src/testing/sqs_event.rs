@@ -1,9 +1,9 @@
 //! Building the Lambda `SqsEvent` that an SQS event source mapping would deliver: from messages
 //! received with the SDK ([`from_received`], for tests against an emulator), or from events
-//! ([`raw`], for a consumer's unit tests).
+//! ([`raw`], [`bodies_as_records`], for a consumer's unit tests).
 
 use crate::event::{Event, EventError};
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::Message;
 use serde_json::{Map, Value, json};
 
@@ -57,21 +57,38 @@ pub fn from_received(
 }
 
 /// The event Lambda would deliver for `events` sent to the queue `queue_arn` by raw delivery,
-/// one record each, first attempt (message ids `m0`, `m1`, …).
+/// one record each, first attempt (message ids `m0`, `m1`, …). Fails only if an event cannot
+/// be encoded (see [`Event::encode`]).
 pub fn raw(events: &[Event], queue_arn: &str) -> Result<SqsEvent, EventError> {
-    let records = events
+    let bodies = events
+        .iter()
+        .map(Event::encode)
+        .collect::<Result<Vec<String>, EventError>>()?;
+    Ok(bodies_as_records(&bodies, queue_arn))
+}
+
+/// The event Lambda would deliver for message `bodies` (anything, valid events or not) sent to
+/// the queue `queue_arn`, one record each, first attempt (message ids `m0`, `m1`, …).
+pub fn bodies_as_records(bodies: &[impl AsRef<str>], queue_arn: &str) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = bodies
         .iter()
         .enumerate()
-        .map(|(i, event)| {
-            Ok(json!({
-                "messageId": format!("m{i}"), "receiptHandle": format!("rh{i}"), "body": event.encode()?,
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": "us-east-1"
-            }))
+        .map(|(i, body)| {
+            let mut record = SqsMessage::default();
+            record.message_id = Some(format!("m{i}"));
+            record.receipt_handle = Some(format!("rh{i}"));
+            record.body = Some(body.as_ref().to_owned());
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".to_owned(), "1".to_owned());
+            record.event_source = Some("aws:sqs".to_owned());
+            record.event_source_arn = Some(queue_arn.to_owned());
+            record.aws_region = Some("us-east-1".to_owned());
+            record
         })
-        .collect::<Result<Vec<Value>, EventError>>()?;
-    serde_json::from_value(json!({ "Records": records }))
-        .map_err(|err| EventError::invalid("", format!("not an SQS event: {err}")))
+        .collect();
+    event
 }
 
 #[cfg(test)]
