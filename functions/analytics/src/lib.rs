@@ -9,17 +9,19 @@
 
 pub mod counters;
 pub mod error;
+pub mod memory;
+pub mod store;
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
 use orderflow::env::{EnvError, FromVars, Vars};
 use orderflow::event::{EventData, OrderCancelled, OrderConfirmed, OrderPlaced};
-use orderflow::idempotency::Write;
 
 pub use counters::{CounterUpdate, SHARDS, counter_key, shard, sum_shards, updates};
 pub use error::AnalyticsError;
+pub use memory::InMemoryCounters;
+pub use store::{CounterStore, DynamoCounterStore};
 
 /// The consumer's name: idempotency key prefix.
 pub const NAME: &str = "analytics";
@@ -44,14 +46,14 @@ impl FromVars for Config {
 
 /// What the handlers share.
 pub struct State {
-    /// The analytics table.
-    pub table: String,
+    /// Where the counters are kept.
+    pub counters: Arc<dyn CounterStore>,
 }
 
 /// The consumer as the Lambda runs it.
 pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> {
     handlers(State {
-        table: config.analytics_table,
+        counters: Arc::new(DynamoCounterStore::new(config.analytics_table)),
     })
     .wired(sdk, &config.consumer)
 }
@@ -65,33 +67,6 @@ pub fn handlers(state: State) -> Consumer<State> {
         .emits_no_events()
 }
 
-/// Turns a counter update into `ADD a :a, b :b` on its item.
-pub fn write(table: &str, update: &CounterUpdate) -> Result<Write, AnalyticsError> {
-    let mut builder = Update::builder()
-        .table_name(table)
-        .key("pk", AttributeValue::S(update.key.clone()));
-    let mut clauses = Vec::with_capacity(update.add.len());
-    for (i, (attribute, amount)) in update.add.iter().enumerate() {
-        clauses.push(format!("#a{i} :v{i}"));
-        builder = builder
-            .expression_attribute_names(format!("#a{i}"), attribute)
-            .expression_attribute_values(
-                format!(":v{i}"),
-                AttributeValue::N(amount.normalize().to_string()),
-            );
-    }
-    let update = builder
-        .update_expression(format!("ADD {}", clauses.join(", ")))
-        .build()
-        .map_err(|err| AnalyticsError::Unbuildable {
-            key: update.key.clone(),
-            reason: err.to_string(),
-        })?;
-    Ok(Write::dynamodb(
-        TransactWriteItem::builder().update(update).build(),
-    ))
-}
-
 /// Any counted event: its counter updates, as writes.
 pub async fn count<T: EventData>(
     message: Message<T>,
@@ -100,6 +75,6 @@ pub async fn count<T: EventData>(
     updates(&message.event)
         .iter()
         .try_fold(Outcome::done(), |outcome, update| {
-            Ok(outcome.write(write(&state.table, update)?))
+            Ok(outcome.write(state.counters.add(update)?))
         })
 }
