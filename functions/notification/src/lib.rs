@@ -1,9 +1,10 @@
 //! The notification service: tells the customer when an order is placed, confirmed or
 //! cancelled, once per event, through an [`EmailSender`] (the bundled one records each message
-//! in the notification table).
+//! in the notification table; [`InMemoryNotifications`] keeps them in memory for tests).
 
 pub mod compose;
 pub mod error;
+pub mod memory;
 pub mod table;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use orderflow::event::{OrderCancelled, OrderConfirmed, OrderPlaced};
 
 pub use compose::Email;
 pub use error::NotificationError;
+pub use memory::InMemoryNotifications;
 pub use table::{Contact, Contacts, EmailSender, NotificationTable};
 
 /// The consumer's name: idempotency key prefix.
