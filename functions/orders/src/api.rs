@@ -59,7 +59,6 @@ async fn create(
         Ok(parsed) => parsed,
         Err(errors) => return invalid(errors),
     };
-    // A client that retries with the same Idempotency-Key gets the same order, not a second one.
     // A client that retries with the same Idempotency-Key gets the same order, not a second
     // one. The key is the customer's: another customer's identical key is another order.
     let key = request

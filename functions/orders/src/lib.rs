@@ -15,6 +15,7 @@
 pub mod api;
 pub mod domain;
 pub mod error;
+pub mod memory;
 pub mod store;
 
 use std::sync::Arc;
@@ -33,7 +34,8 @@ use serde_json::Value;
 
 pub use domain::{Decision, Order, OrderStatus};
 pub use error::OrdersError;
-pub use store::{Change, DynamoOrderRepository, HistoryEntry, OrderRepository};
+pub use memory::InMemoryOrderRepository;
+pub use store::{Change, Created, DynamoOrderRepository, HistoryEntry, OrderRepository};
 
 /// The service's name: idempotency key prefix and `source` of its events.
 pub const NAME: &str = "orders";
