@@ -50,6 +50,20 @@ impl std::fmt::Debug for EnvError {
 
 /// Where a function's configuration comes from: the process environment (in Lambda), or a
 /// map (a test checking that the template sets everything a function reads).
+///
+/// ```
+/// use orderflow::consume::ConsumerEnv;
+/// use orderflow::env::{EnvError, FromVars, Vars};
+///
+/// let vars = Vars::from_map([("IDEMPOTENCY_TABLE", "idempotency")]);
+/// let env = ConsumerEnv::from_vars(&vars)?;
+/// assert_eq!(env.idempotency_table, "idempotency");
+/// assert_eq!(
+///     ConsumerEnv::from_vars(&Vars::from_map([("OTHER", "x")])).unwrap_err(),
+///     EnvError::Missing("IDEMPOTENCY_TABLE"),
+/// );
+/// # Ok::<(), EnvError>(())
+/// ```
 #[derive(Clone, Debug, Default)]
 pub struct Vars {
     map: Option<std::collections::HashMap<String, String>>,

@@ -22,11 +22,11 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
 }
 
 /// Most bytes of an error message a DLQ's `errorMessage` attribute carries.
-pub const MAX_ERROR_MESSAGE: usize = 4_096;
+pub(crate) const MAX_ERROR_MESSAGE: usize = 4_096;
 
 /// The error message as a DLQ attribute carries it: at most [`MAX_ERROR_MESSAGE`] bytes, cut
 /// at a character boundary.
-pub fn error_message_attribute(message: &str) -> &str {
+pub(crate) fn error_message_attribute(message: &str) -> &str {
     if message.len() <= MAX_ERROR_MESSAGE {
         return message;
     }

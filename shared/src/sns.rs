@@ -89,6 +89,17 @@ impl SqsBody<'_> {
 /// A body is a notification only if it parses as one *and* says `"Type": "Notification"`, and
 /// a control message only if it says one of the control types and names its topic; anything
 /// else (including invalid JSON) is raw and left to the event decoder to judge.
+///
+/// ```
+/// use orderflow::sns::{SqsBody, message_body};
+///
+/// let wrapped = r#"{"Type": "Notification", "MessageId": "m-1",
+///     "TopicArn": "arn:aws:sns:us-east-1:123456789012:events", "Message": "{\"eventId\": 1}",
+///     "Timestamp": "2026-12-03T10:00:00.000Z"}"#;
+/// assert!(matches!(message_body(wrapped), SqsBody::Notification(_)));
+/// assert_eq!(message_body(wrapped).message(), Some("{\"eventId\": 1}"));
+/// assert_eq!(message_body("{\"eventId\": 1}").message(), Some("{\"eventId\": 1}"));
+/// ```
 pub fn message_body(body: &str) -> SqsBody<'_> {
     // Every SNS document has a `"Type"` key; a raw event without one skips both parse attempts.
     if !body.contains("\"Type\"") {

@@ -18,10 +18,10 @@
 //!   full jitter on the receive count.
 //! - If every record fails, the invocation fails too, so it shows in Lambda's error metrics.
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
-//! use orderflow::consume::{Consumer, HandlerError, Message, Outcome};
-//! use orderflow::event::{OrderPlaced, PaymentProcessed};
+//! use orderflow::consume::{Consumer, HandlerError, Message, Outcome, RecordOutcome};
+//! use orderflow::event::{OrderPlaced, PaymentProcessed, examples};
 //!
 //! struct State;
 //!
@@ -36,6 +36,15 @@
 //! }
 //!
 //! let consumer = Consumer::new("payment", State).on(charge);
+//! // Deployed: orderflow::lambda::run_sqs(consumer.wired(&sdk, &env)). In a unit test, every
+//! // port in memory (feature `testing`):
+//! let consumer = orderflow::testing::TestConsumer::new(consumer).expect("every port given");
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let outcome = consumer.deliver(&examples::order_placed()).await?;
+//! assert!(matches!(outcome, RecordOutcome::Handled));
+//! assert_eq!(consumer.published().len(), 1);
+//! # Ok::<(), orderflow::EventError>(())
+//! # }).unwrap();
 //! ```
 
 mod backoff;
@@ -44,7 +53,7 @@ mod handler;
 mod idempotent;
 mod meta;
 mod outcome;
-pub mod ports;
+mod ports;
 mod record;
 mod settle;
 mod sqs_actions;
@@ -218,6 +227,43 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     /// Routes events of `T`'s type to a handler whose effect is the DynamoDB writes it returns:
     /// they are committed with the idempotency record in one transaction. The handler may read
     /// but must not change anything itself. Needs [`Consumer::with_idempotency`].
+    ///
+    /// A write is made by a port's adapter: a DynamoDB `TransactWriteItem`
+    /// ([`Write::dynamodb`](crate::idempotency::Write::dynamodb)) in production, a condition and
+    /// a change in memory ([`Write::in_memory`](crate::idempotency::Write::in_memory)) in a
+    /// unit test, committed with the record all or nothing:
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use orderflow::consume::{Consumer, HandlerError, Message, Outcome, RecordOutcome};
+    /// use orderflow::event::{OrderPlaced, examples};
+    /// use orderflow::idempotency::Write;
+    ///
+    /// #[derive(Default)]
+    /// struct Counter(Arc<Mutex<u32>>);
+    ///
+    /// async fn count(_: Message<OrderPlaced>, state: Arc<Counter>) -> Result<Outcome, HandlerError> {
+    ///     let counter = state.0.clone();
+    ///     let add_one = Write::in_memory(
+    ///         "orders placed + 1",
+    ///         Arc::new(|| Ok(())),
+    ///         Arc::new(move || *counter.lock().unwrap() += 1),
+    ///     );
+    ///     Ok(Outcome::done().write(add_one))
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let consumer = Consumer::new("analytics", Counter::default())
+    ///     .on_transactional(count)
+    ///     .emits_no_events();
+    /// let consumer = orderflow::testing::TestConsumer::new(consumer).expect("every port given");
+    /// let placed = examples::order_placed();
+    /// consumer.deliver(&placed).await?;
+    /// assert!(matches!(consumer.deliver(&placed).await?, RecordOutcome::Duplicate));
+    /// assert_eq!(*consumer.state().0.lock().unwrap(), 1);
+    /// # Ok::<(), orderflow::EventError>(())
+    /// # }).unwrap();
+    /// ```
     pub fn on_transactional<T, F, Fut>(self, handler: F) -> Self
     where
         T: EventData,

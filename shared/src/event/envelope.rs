@@ -134,6 +134,20 @@ impl Event {
     /// Checks, in order: size (SNS's 256 KiB), JSON syntax, the envelope fields, `eventType`,
     /// `eventVersion` (older known versions are upcast to the current payload), the payload's
     /// fields, then the business rules. Unknown extra fields are ignored.
+    ///
+    /// ```
+    /// use orderflow::{Event, EventError, EventType};
+    ///
+    /// let json = orderflow::event::examples::order_placed().encode()?;
+    /// let event = Event::decode(json.as_bytes())?;
+    /// assert_eq!(event.event_type(), EventType::OrderPlaced);
+    ///
+    /// let unknown = json.replace("\"OrderPlaced\"", "\"OrderShipped\"");
+    /// let err = Event::decode(unknown.as_bytes()).unwrap_err();
+    /// assert!(err.to_string().contains("OrderShipped"), "{err}");
+    /// assert!(Event::decode(b"{not json").is_err());
+    /// # Ok::<(), EventError>(())
+    /// ```
     pub fn decode(input: &[u8]) -> Result<Self, EventError> {
         if input.len() > MAX_MESSAGE_BYTES {
             return Err(EventError::TooLarge {

@@ -16,20 +16,20 @@ struct Entry {
 
 /// Completed keys, most recently used kept, up to a capacity.
 #[derive(Debug)]
-pub struct CompletedCache {
+pub(crate) struct CompletedCache {
     entries: Mutex<LruCache<String, Entry>>,
 }
 
 impl CompletedCache {
     /// A cache holding up to `capacity` keys.
-    pub fn new(capacity: NonZeroUsize) -> Self {
+    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
         CompletedCache {
             entries: Mutex::new(LruCache::new(capacity)),
         }
     }
 
     /// The stored result of `key` if it completed with this payload and has not expired.
-    pub fn get(&self, key: &str, payload_hash: &str, now_s: i64) -> Option<String> {
+    pub(crate) fn get(&self, key: &str, payload_hash: &str, now_s: i64) -> Option<String> {
         let mut entries = self.entries.lock().ok()?;
         match entries.get(key) {
             Some(e) if e.expires_at >= now_s && e.payload_hash == payload_hash => {
@@ -44,7 +44,7 @@ impl CompletedCache {
     }
 
     /// Remembers a completed key.
-    pub fn put(&self, key: &str, payload_hash: &str, result: &str, expires_at: i64) {
+    pub(crate) fn put(&self, key: &str, payload_hash: &str, result: &str, expires_at: i64) {
         if let Ok(mut entries) = self.entries.lock() {
             entries.put(
                 key.to_owned(),

@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-pub use cache::CompletedCache;
+pub(crate) use cache::CompletedCache;
 pub use dynamo::DynamoIdempotencyStore;
 pub use error::{IdempotencyError, TransactionConflict, WriteRefused};
 pub use memory::InMemoryIdempotencyStore;
@@ -64,7 +64,7 @@ pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 24 * 3600);
 
 /// How a consumer derives the key's variable part from an event (the default: its `eventId`).
-pub type KeyFn = Arc<dyn Fn(&Event) -> String + Send + Sync>;
+pub(crate) type KeyFn = Arc<dyn Fn(&Event) -> String + Send + Sync>;
 
 /// The idempotency settings of one consumer: store, record lifetime, key and optional cache.
 #[derive(Clone)]
@@ -122,7 +122,12 @@ impl Idempotency {
     }
 
     /// The claim `function` makes for `event`, holding the key until `deadline` at most.
-    pub fn claim(&self, function: &str, event: &Event, deadline: Option<SystemTime>) -> Claim {
+    pub(crate) fn claim(
+        &self,
+        function: &str,
+        event: &Event,
+        deadline: Option<SystemTime>,
+    ) -> Claim {
         let now = SystemTime::now();
         let now_ms = epoch_ms(now);
         // Without a Lambda deadline (tests, local runs) the hold lasts one minute.
@@ -138,14 +143,14 @@ impl Idempotency {
     }
 
     /// The cached result of a completed claim, if this environment completed it itself.
-    pub fn cached(&self, claim: &Claim) -> Option<String> {
+    pub(crate) fn cached(&self, claim: &Claim) -> Option<String> {
         self.cache
             .as_ref()?
             .get(&claim.key, &claim.payload_hash, claim.now_ms / 1000)
     }
 
     /// Remembers a completed claim in the cache, if there is one.
-    pub fn remember(&self, claim: &Claim, result: &str) {
+    pub(crate) fn remember(&self, claim: &Claim, result: &str) {
         if let Some(cache) = &self.cache {
             cache.put(&claim.key, &claim.payload_hash, result, claim.expires_at);
         }

@@ -2,10 +2,10 @@
 //! the same transaction as the change, and a relay publishes them from the table's DynamoDB
 //! stream. Any service can have one; the orders service does.
 //!
-//! - [`row`]: the row format, one place for both sides: [`row::row_item`] is the row a writer
+//! - The row format, one place for both sides: [`row_item`] is the row a writer
 //!   puts in its transaction (key `<the writer's pk>`, `OUTBOX#<eventId>`, status `PENDING`, the
 //!   exact event JSON and the envelope fields the message attributes come from), and
-//!   [`row::outbox_record`] reads it back from a stream record.
+//!   [`outbox_record`] reads it back from a stream record.
 //! - [`Relay`]: the publish step. [`OutboxStore`] marks rows sent and counts failed attempts
 //!   ([`DynamoOutboxStore`]); [`FailureSink`] takes the rows set aside ([`SqsFailureSink`]: the
 //!   on-failure queue).
@@ -24,9 +24,9 @@
 //!   fixed (README, "Reading a DLQ").
 
 mod relay;
-pub mod row;
+mod row;
 mod store;
 
 pub use relay::{DEFAULT_MAX_ATTEMPTS, Relay};
-pub use row::{OutboxRecord, OutboxRow, ROW_PREFIX, Status, outbox_record, row_item};
+pub use row::{OutboxRecord, OutboxRow, Status, outbox_record, row_item};
 pub use store::{DynamoOutboxStore, FailureSink, OutboxStore, SetAside, SqsFailureSink};

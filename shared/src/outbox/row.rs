@@ -11,7 +11,7 @@ use crate::event::{Event, EventError};
 use crate::publish::EncodedEvent;
 
 /// The sort key of every outbox row starts with this, then the event id.
-pub const ROW_PREFIX: &str = "OUTBOX#";
+pub(crate) const ROW_PREFIX: &str = "OUTBOX#";
 
 /// Where an outbox row stands.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
