@@ -4,7 +4,9 @@
 //! the idempotency record, all or nothing. For the handlers' unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use orderflow::idempotency::Write;
 use rust_decimal::Decimal;
@@ -22,13 +24,6 @@ pub struct InMemoryCounters {
     items: Arc<Mutex<Items>>,
 }
 
-fn lock(items: &Mutex<Items>) -> MutexGuard<'_, Items> {
-    // A panic while holding the lock leaves plain data behind; carry on with it.
-    items
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl InMemoryCounters {
     /// No counters yet.
     pub fn new() -> Self {
@@ -37,7 +32,7 @@ impl InMemoryCounters {
 
     /// Every counter, its shards added up ([`sum_shards`]), by counter key.
     pub fn totals(&self) -> BTreeMap<String, BTreeMap<String, Decimal>> {
-        let items = lock(&self.items);
+        let items = self.items.lock();
         sum_shards(items.iter().map(|(key, amounts)| {
             (
                 key.as_str(),
@@ -56,7 +51,7 @@ impl CounterStore for InMemoryCounters {
             // ADD creates what is missing: nothing to check.
             Arc::new(|| Ok(())),
             Arc::new(move || {
-                let mut items = lock(&items);
+                let mut items = items.lock();
                 let item = items.entry(update.key.clone()).or_default();
                 for (attribute, amount) in &update.add {
                     *item.entry(attribute.clone()).or_default() += *amount;

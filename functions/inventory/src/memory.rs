@@ -4,7 +4,9 @@
 //! the idempotency record, all or nothing. For the handlers' unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use orderflow::event::ReservedItem;
 use orderflow::idempotency::Write;
@@ -24,13 +26,6 @@ pub struct InMemoryInventoryStore {
     tables: Arc<Mutex<Tables>>,
 }
 
-fn lock(tables: &Mutex<Tables>) -> MutexGuard<'_, Tables> {
-    // A panic while holding the lock leaves plain data behind; carry on with it.
-    tables
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl InMemoryInventoryStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -39,17 +34,18 @@ impl InMemoryInventoryStore {
 
     /// Sets `sku`'s stock.
     pub fn set_stock(&self, sku: &str, units: u32) {
-        lock(&self.tables).stock.insert(sku.to_owned(), units);
+        self.tables.lock().stock.insert(sku.to_owned(), units);
     }
 
     /// `sku`'s stock, if it is stocked.
     pub fn stock_of(&self, sku: &str) -> Option<u32> {
-        lock(&self.tables).stock.get(sku).copied()
+        self.tables.lock().stock.get(sku).copied()
     }
 
     /// The order's reservation, if any.
     pub fn reservation_of(&self, order_id: &str) -> Option<Reservation> {
-        lock(&self.tables)
+        self.tables
+            .lock()
             .reservations
             .get(&reservation_key(order_id))
             .cloned()
@@ -65,13 +61,13 @@ impl InMemoryInventoryStore {
                 "stock of {sku} {} {quantity}",
                 if taken { "-" } else { "+" }
             ),
-            Arc::new(move || match lock(&check).stock.get(&sku_check) {
+            Arc::new(move || match check.lock().stock.get(&sku_check) {
                 Some(units) if !taken || *units >= quantity => Ok(()),
                 Some(units) => Err(format!("{units} left, {quantity} asked")),
                 None => Err("no such SKU".into()),
             }),
             Arc::new(move || {
-                if let Some(units) = lock(&change).stock.get_mut(&sku_change) {
+                if let Some(units) = change.lock().stock.get_mut(&sku_change) {
                     *units = if taken {
                         units.saturating_sub(quantity)
                     } else {
@@ -95,7 +91,7 @@ impl InMemoryInventoryStore {
         Write::in_memory(
             format!("{key} {:?}", reservation.status),
             Arc::new(
-                move || match (lock(&check).reservations.get(&check_key), expected) {
+                move || match (check.lock().reservations.get(&check_key), expected) {
                     (None, None) => Ok(()),
                     (Some(existing), Some(status)) if existing.status == status => Ok(()),
                     (existing, _) => {
@@ -104,7 +100,8 @@ impl InMemoryInventoryStore {
                 },
             ),
             Arc::new(move || {
-                lock(&change)
+                change
+                    .lock()
                     .reservations
                     .insert(key.clone(), reservation.clone());
             }),
@@ -115,7 +112,7 @@ impl InMemoryInventoryStore {
 #[async_trait::async_trait]
 impl InventoryStore for InMemoryInventoryStore {
     async fn stock(&self, skus: &[String]) -> Result<BTreeMap<String, u32>, InventoryError> {
-        let tables = lock(&self.tables);
+        let tables = self.tables.lock();
         Ok(skus
             .iter()
             .filter_map(|sku| tables.stock.get(sku).map(|units| (sku.clone(), *units)))

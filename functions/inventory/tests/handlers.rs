@@ -56,18 +56,7 @@ fn stocked(units: u32) -> (Service, Event) {
 }
 
 fn cancelled(placed: &Event) -> Event {
-    let EventPayload::OrderPlaced(order) = &placed.payload else {
-        unreachable!()
-    };
-    Event::caused_by(
-        placed,
-        "orders",
-        orderflow::event::OrderCancelled {
-            order_id: order.order_id.clone(),
-            reason: orderflow::event::CancellationReason::CustomerRequest,
-            detail: None,
-        },
-    )
+    examples::caused_by(placed, EventType::OrderCancelled)
 }
 
 #[tokio::test]

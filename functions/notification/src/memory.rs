@@ -2,7 +2,9 @@
 //! [`NotificationTable`](crate::NotificationTable) is. For the handlers' unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::compose::Email;
 use crate::error::NotificationError;
@@ -21,12 +23,6 @@ pub struct InMemoryNotifications {
     book: Arc<Mutex<Book>>,
 }
 
-fn lock(book: &Mutex<Book>) -> MutexGuard<'_, Book> {
-    // A panic while holding the lock leaves plain data behind; carry on with it.
-    book.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl InMemoryNotifications {
     /// No contacts, nothing sent.
     pub fn new() -> Self {
@@ -35,14 +31,15 @@ impl InMemoryNotifications {
 
     /// Every message sent, in message id order.
     pub fn sent(&self) -> Vec<Email> {
-        lock(&self.book).sent.values().cloned().collect()
+        self.book.lock().sent.values().cloned().collect()
     }
 }
 
 #[async_trait::async_trait]
 impl EmailSender for InMemoryNotifications {
     async fn send(&self, email: &Email) -> Result<(), NotificationError> {
-        lock(&self.book)
+        self.book
+            .lock()
             .sent
             .entry(email.message_id.clone())
             .or_insert_with(|| email.clone());
@@ -53,13 +50,14 @@ impl EmailSender for InMemoryNotifications {
 #[async_trait::async_trait]
 impl Contacts for InMemoryNotifications {
     async fn remember(&self, order_id: &str, contact: &Contact) -> Result<(), NotificationError> {
-        lock(&self.book)
+        self.book
+            .lock()
             .contacts
             .insert(order_id.to_owned(), contact.clone());
         Ok(())
     }
 
     async fn lookup(&self, order_id: &str) -> Result<Option<Contact>, NotificationError> {
-        Ok(lock(&self.book).contacts.get(order_id).cloned())
+        Ok(self.book.lock().contacts.get(order_id).cloned())
     }
 }

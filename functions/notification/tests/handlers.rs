@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use notification::{InMemoryNotifications, State, handlers};
 use orderflow::consume::RecordOutcome;
-use orderflow::event::{Event, EventPayload, EventType, examples};
+use orderflow::event::{EventPayload, EventType, examples};
 use orderflow::testing::TestConsumer;
 
 fn service() -> (TestConsumer<State>, InMemoryNotifications) {
@@ -19,18 +19,11 @@ fn service() -> (TestConsumer<State>, InMemoryNotifications) {
     (consumer, book)
 }
 
-/// `event_type` caused by `placed` (same order, same correlation id).
-fn follow_up(placed: &Event, event_type: EventType) -> Event {
-    let mut event = examples::example(event_type);
-    event.correlation_id = placed.correlation_id.clone();
-    event
-}
-
 #[tokio::test]
 async fn the_customer_hears_once_about_each_step_however_often_it_arrives() {
     let (consumer, book) = service();
     let placed = examples::order_placed();
-    let confirmed = follow_up(&placed, EventType::OrderConfirmed);
+    let confirmed = examples::caused_by(&placed, EventType::OrderConfirmed);
 
     for event in [&placed, &placed, &confirmed, &confirmed] {
         let outcome = consumer.deliver(event).await.unwrap();
@@ -56,7 +49,7 @@ async fn the_customer_hears_once_about_each_step_however_often_it_arrives() {
 async fn a_cancellation_before_its_order_waits_for_it_and_is_never_dead_lettered() {
     let (consumer, book) = service();
     let placed = examples::order_placed();
-    let cancelled = follow_up(&placed, EventType::OrderCancelled);
+    let cancelled = examples::caused_by(&placed, EventType::OrderCancelled);
 
     let early = consumer.deliver(&cancelled).await.unwrap();
     let RecordOutcome::Failed(error) = &early else {

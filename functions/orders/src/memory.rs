@@ -4,7 +4,9 @@
 //! the idempotency record, all or nothing. For the handlers' and the API's unit tests.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use orderflow::Event;
 use orderflow::idempotency::Write;
@@ -27,13 +29,6 @@ pub struct InMemoryOrderRepository {
     table: Arc<Mutex<Table>>,
 }
 
-fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
-    // A panic while holding the lock leaves plain data behind; carry on with it.
-    table
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 impl InMemoryOrderRepository {
     /// No orders.
     pub fn new() -> Self {
@@ -42,7 +37,7 @@ impl InMemoryOrderRepository {
 
     /// Every event written to the outbox so far, in order.
     pub fn outbox(&self) -> Vec<Event> {
-        lock(&self.table).outbox.clone()
+        self.table.lock().outbox.clone()
     }
 
     fn write(
@@ -54,8 +49,8 @@ impl InMemoryOrderRepository {
         let (check, apply) = (self.table.clone(), self.table.clone());
         Write::in_memory(
             what,
-            Arc::new(move || condition(&lock(&check))),
-            Arc::new(move || change(&mut lock(&apply))),
+            Arc::new(move || condition(&check.lock())),
+            Arc::new(move || change(&mut apply.lock())),
         )
     }
 }
@@ -101,7 +96,7 @@ fn decided(order: &mut Order, decision: &Decision) {
 #[async_trait::async_trait]
 impl OrderRepository for InMemoryOrderRepository {
     async fn create(&self, order: &Order, event: &Event) -> Result<Created, OrdersError> {
-        let mut table = lock(&self.table);
+        let mut table = self.table.lock();
         if let Some(existing) = table.orders.get(&order.order_id) {
             return Ok(Created::Exists(Box::new(existing.clone())));
         }
@@ -120,14 +115,14 @@ impl OrderRepository for InMemoryOrderRepository {
     }
 
     async fn load(&self, order_id: &str) -> Result<Option<Order>, OrdersError> {
-        Ok(lock(&self.table).orders.get(order_id).cloned())
+        Ok(self.table.lock().orders.get(order_id).cloned())
     }
 
     async fn view(
         &self,
         order_id: &str,
     ) -> Result<Option<(Order, Vec<HistoryEntry>)>, OrdersError> {
-        let table = lock(&self.table);
+        let table = self.table.lock();
         Ok(table.orders.get(order_id).map(|order| {
             let history = table.history.get(order_id).cloned().unwrap_or_default();
             (order.clone(), history)

@@ -20,11 +20,6 @@ fn service() -> (TestConsumer<State>, InMemoryOrderRepository) {
     (consumer, table)
 }
 
-/// The example order as another system publishes it, and the saga events about it.
-fn saga(event_type: EventType) -> Event {
-    examples::example(event_type)
-}
-
 async fn status(table: &InMemoryOrderRepository) -> OrderStatus {
     table
         .load("ord-1001")
@@ -51,8 +46,8 @@ async fn payment_and_stock_confirm_the_order_once_in_either_order_however_often_
         let (consumer, table) = service();
         let placed = examples::order_placed();
         let (paid, reserved) = (
-            saga(EventType::PaymentProcessed),
-            saga(EventType::InventoryReserved),
+            examples::caused_by(&placed, EventType::PaymentProcessed),
+            examples::caused_by(&placed, EventType::InventoryReserved),
         );
         let (first, second) = if reversed {
             (&reserved, &paid)
@@ -81,7 +76,7 @@ async fn payment_and_stock_confirm_the_order_once_in_either_order_however_often_
 async fn a_failed_payment_cancels_once_and_nothing_undoes_it() {
     let (consumer, table) = service();
     let placed = examples::order_placed();
-    let failed = saga(EventType::PaymentFailed);
+    let failed = examples::caused_by(&placed, EventType::PaymentFailed);
 
     deliver_all(
         &consumer,
@@ -89,7 +84,7 @@ async fn a_failed_payment_cancels_once_and_nothing_undoes_it() {
             &placed,
             &failed,
             &failed,
-            &saga(EventType::InventoryReserved),
+            &examples::caused_by(&placed, EventType::InventoryReserved),
         ],
     )
     .await;
@@ -108,7 +103,7 @@ async fn a_failed_payment_cancels_once_and_nothing_undoes_it() {
 async fn an_order_placed_elsewhere_is_recorded_once_and_a_saga_event_before_it_waits() {
     let (consumer, table) = service();
     let placed = examples::order_placed();
-    let paid = saga(EventType::PaymentProcessed);
+    let paid = examples::caused_by(&placed, EventType::PaymentProcessed);
 
     let early = consumer.deliver(&paid).await.unwrap();
     let RecordOutcome::Failed(error) = &early else {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use orderflow::consume::RecordOutcome;
-use orderflow::event::{Event, EventPayload, EventType, OrderCancelled, examples};
+use orderflow::event::{Event, EventPayload, EventType, examples};
 use orderflow::testing::TestConsumer;
 use payment::{
     ChargeRequest, GatewayError, InMemoryPaymentStore, PaymentGateway, PaymentStatus, PaymentStore,
@@ -84,18 +84,7 @@ fn placed_by(customer: &str) -> Event {
 }
 
 fn cancelled(placed: &Event) -> Event {
-    let EventPayload::OrderPlaced(order) = &placed.payload else {
-        unreachable!()
-    };
-    Event::caused_by(
-        placed,
-        "orders",
-        OrderCancelled {
-            order_id: order.order_id.clone(),
-            reason: orderflow::event::CancellationReason::CustomerRequest,
-            detail: None,
-        },
-    )
+    examples::caused_by(placed, EventType::OrderCancelled)
 }
 
 fn types(events: &[Event]) -> Vec<EventType> {

@@ -48,14 +48,21 @@ pub fn order_placed() -> Event {
 
 /// A fresh, valid example of `event_type`; follow-up events are caused by an `OrderPlaced`.
 pub fn example(event_type: EventType) -> Event {
-    let placed = order_placed();
-    let order_id = ORDER_ID.to_owned();
+    caused_by(&order_placed(), event_type)
+}
+
+/// A valid example of `event_type` about `cause`'s order, caused by it (its `correlationId`,
+/// `causationId` = its `eventId`). An `OrderPlaced` causes nothing: `cause` itself if it is
+/// one, else a fresh [`order_placed`].
+pub fn caused_by(cause: &Event, event_type: EventType) -> Event {
+    let order_id = cause.aggregate_id.clone();
     let total = Decimal::new(4048, 2);
     let currency = "EUR".to_owned();
     match event_type {
-        EventType::OrderPlaced => placed,
+        EventType::OrderPlaced if cause.event_type() == EventType::OrderPlaced => cause.clone(),
+        EventType::OrderPlaced => order_placed(),
         EventType::PaymentProcessed => Event::caused_by(
-            &placed,
+            cause,
             "payment",
             PaymentProcessed {
                 order_id,
@@ -65,7 +72,7 @@ pub fn example(event_type: EventType) -> Event {
             },
         ),
         EventType::PaymentFailed => Event::caused_by(
-            &placed,
+            cause,
             "payment",
             PaymentFailed {
                 order_id,
@@ -76,11 +83,11 @@ pub fn example(event_type: EventType) -> Event {
             },
         ),
         EventType::InventoryReserved => Event::caused_by(
-            &placed,
+            cause,
             "inventory",
             InventoryReserved {
                 order_id,
-                reservation_id: "res-ord-1001".to_owned(),
+                reservation_id: format!("res-{}", cause.aggregate_id),
                 items: vec![
                     ReservedItem {
                         sku: "SKU-RED-MUG".to_owned(),
@@ -94,7 +101,7 @@ pub fn example(event_type: EventType) -> Event {
             },
         ),
         EventType::InventoryOutOfStock => Event::caused_by(
-            &placed,
+            cause,
             "inventory",
             InventoryOutOfStock {
                 order_id,
@@ -106,7 +113,7 @@ pub fn example(event_type: EventType) -> Event {
             },
         ),
         EventType::OrderCancelled => Event::caused_by(
-            &placed,
+            cause,
             "orders",
             OrderCancelled {
                 order_id,
@@ -115,7 +122,7 @@ pub fn example(event_type: EventType) -> Event {
             },
         ),
         EventType::OrderConfirmed => Event::caused_by(
-            &placed,
+            cause,
             "orders",
             OrderConfirmed {
                 order_id,
