@@ -246,23 +246,16 @@ impl Emulator {
         let until = Instant::now() + deadline;
         let mut messages = Vec::new();
         while messages.len() < expected && Instant::now() < until {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&queue.url)
-                .max_number_of_messages((expected - messages.len()).min(10) as i32)
-                // Long poll unless the caller only wants a quick look.
-                .wait_time_seconds(if deadline < Duration::from_secs(1) {
-                    0
-                } else {
-                    1
-                })
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("ReceiveMessage");
-            messages.extend(out.messages().iter().cloned());
+            // Long poll unless the caller only wants a quick look.
+            let wait = if deadline < Duration::from_secs(1) {
+                0
+            } else {
+                1
+            };
+            messages.extend(
+                self.receive_messages(&queue.url, expected - messages.len(), wait, None)
+                    .await,
+            );
         }
         messages
     }
@@ -315,29 +308,51 @@ impl Emulator {
 
     /// Messages in `queue`, visible or waiting out a visibility timeout.
     pub async fn queue_depth(&self, queue: &Queue) -> usize {
+        self.depth_of(&queue.url).await
+    }
+
+    /// Messages in the queue at `url`, visible or waiting out a visibility timeout.
+    pub async fn depth_of(&self, url: &str) -> usize {
         use aws_sdk_sqs::types::QueueAttributeName as A;
         let out = self
             .sqs
             .get_queue_attributes()
-            .queue_url(&queue.url)
+            .queue_url(url)
             .attribute_names(A::ApproximateNumberOfMessages)
             .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
             .send()
             .await
             .expect("GetQueueAttributes");
-        let attributes = out.attributes().cloned().unwrap_or_default();
-        [
-            A::ApproximateNumberOfMessages,
-            A::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|name| {
-            attributes
-                .get(name)
-                .and_then(|n| n.parse::<usize>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
+        out.attributes()
+            .into_iter()
+            .flat_map(|a| a.values())
+            .filter_map(|n| n.parse::<usize>().ok())
+            .sum()
+    }
+
+    /// One `ReceiveMessage` with every attribute, as an event source mapping asks: up to `max`
+    /// (at most 10) messages, long polling up to `wait_seconds`, with `visibility` seconds of
+    /// visibility timeout (0: look without taking; `None`: the queue's own).
+    pub async fn receive_messages(
+        &self,
+        url: &str,
+        max: usize,
+        wait_seconds: i32,
+        visibility: Option<i32>,
+    ) -> Vec<Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .wait_time_seconds(wait_seconds)
+            .set_visibility_timeout(visibility)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default()
     }
 
     /// Creates a pay-per-request table with string partition key `key`, and waits until it is
@@ -444,19 +459,10 @@ impl Emulator {
     }
 
     async fn receive_once(&self, queue: &Queue, wait: Duration) -> Vec<Received> {
-        let out = self
-            .sqs
-            .receive_message()
-            .queue_url(&queue.url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(wait.as_secs().clamp(1, 20) as i32)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("ReceiveMessage");
+        let wait = wait.as_secs().clamp(1, 20) as i32;
+        let messages = self.receive_messages(&queue.url, 10, wait, None).await;
         let mut received = Vec::new();
-        for message in out.messages() {
+        for message in &messages {
             self.sqs
                 .delete_message()
                 .queue_url(&queue.url)

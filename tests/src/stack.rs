@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use orderflow_local::{Config, Runner};
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -233,20 +232,8 @@ impl Deployed {
     pub async fn peek(&self, url: &str) -> Vec<DeadLetter> {
         let mut seen = BTreeMap::new();
         for _ in 0..3 {
-            let out = self
-                .aws
-                .sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .wait_time_seconds(0)
-                .message_attribute_names("All")
-                .message_system_attribute_names(MessageSystemAttributeName::All)
-                .send()
-                .await
-                .expect("ReceiveMessage");
-            for message in out.messages() {
+            let messages = self.aws.receive_messages(url, 10, 0, Some(0)).await;
+            for message in &messages {
                 let attribute = |name: &str| {
                     message
                         .message_attributes()
@@ -271,21 +258,7 @@ impl Deployed {
 
     /// Messages in the queue at `url` (visible or not).
     pub async fn depth(&self, url: &str) -> usize {
-        let out = self
-            .aws
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
-            .await
-            .expect("GetQueueAttributes");
-        out.attributes()
-            .into_iter()
-            .flat_map(|a| a.values())
-            .filter_map(|v| v.parse::<usize>().ok())
-            .sum()
+        self.aws.depth_of(url).await
     }
 
     /// Waits until nothing moves (at most `deadline`).
