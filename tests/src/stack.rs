@@ -57,6 +57,8 @@ pub struct Deployed {
     pub runner: Runner,
     /// Clients for the emulator.
     pub aws: Emulator,
+    /// Where every function's output goes, one file per function.
+    pub log_dir: std::path::PathBuf,
 }
 
 impl Deployed {
@@ -84,6 +86,7 @@ impl Deployed {
     ) -> Deployed {
         let aws = crate::emulator().await;
         let stack_name = crate::unique_name(name);
+        let log_dir = repo().join("target/local-logs").join(&stack_name);
         let config = Config {
             template: template.to_owned(),
             parameters: params
@@ -94,7 +97,7 @@ impl Deployed {
             stack_name: stack_name.clone(),
             region: "us-east-1".into(),
             account_id: None,
-            log_dir: repo().join("target/local-logs").join(&stack_name),
+            log_dir: log_dir.clone(),
             verbose: std::env::var_os("ORDERFLOW_LOCAL_VERBOSE").is_some(),
             http_port: 0,
             duplicate_stream_batches,
@@ -102,7 +105,27 @@ impl Deployed {
         let runner = Runner::start(config, &aws.config)
             .await
             .unwrap_or_else(|err| panic!("the local stack did not start: {err}"));
-        Deployed { runner, aws }
+        Deployed {
+            runner,
+            aws,
+            log_dir,
+        }
+    }
+
+    /// Everything the functions have written so far, every function's file in turn.
+    pub fn function_logs(&self) -> String {
+        let mut entries: Vec<_> = std::fs::read_dir(&self.log_dir)
+            .map(|dir| dir.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        entries.sort();
+        entries
+            .iter()
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|n| n.to_string_lossy().ends_with("Function.log"))
+            })
+            .filter_map(|path| std::fs::read_to_string(path).ok())
+            .collect()
     }
 
     /// An output of the stack (`EventsTopicArn`, `InventoryTableName`, …).

@@ -116,6 +116,17 @@ async fn orders_end_confirmed_declined_and_out_of_stock_across_every_table() {
     assert_eq!(stats["NotificationFunction"].records, 3 + 1 + 2);
     assert_eq!(stats["AnalyticsFunction"].records, 3 + 1 + 2);
     assert_dlqs_empty(&deployed).await;
+    // The functions logged every record (JSON, one `record done` line each) and no customer's
+    // email: payloads stay out of the logs.
+    let logs = deployed.function_logs();
+    let done = logs.matches(r#""message":"record done""#).count();
+    assert!(done >= 3 * 5 + 4, "{done} records logged\n{logs}");
+    for customer in ["cust-1", "decline-2", "cust-3"] {
+        assert!(
+            !logs.contains(&format!("{customer}@example.com")),
+            "{customer}'s email is in the logs"
+        );
+    }
     deployed.stop().await;
 }
 

@@ -634,3 +634,128 @@ fn outputs_expose_what_users_and_tools_need() {
         );
     }
 }
+
+#[test]
+fn every_alarm_tells_the_alarm_topic_when_it_fires_and_when_it_clears() {
+    let template = Template { root: template() };
+    let mut alarms = 0;
+    for (logical, alarm) in template.of_type("AWS::CloudWatch::Alarm") {
+        alarms += 1;
+        for actions in ["AlarmActions", "OKActions"] {
+            let targets = get(alarm, &["Properties", actions]).as_sequence();
+            assert!(
+                targets.is_some_and(|t| t.len() == 1 && is_ref_to(&t[0], "AlarmTopic")),
+                "{logical}: {actions} must be [!Ref AlarmTopic]"
+            );
+        }
+    }
+    assert!(alarms > 0);
+}
+
+#[test]
+fn every_function_has_an_errors_alarm_and_the_topic_one_on_events_no_consumer_can_receive() {
+    let template = Template { root: template() };
+    let alarms: Vec<&Value> = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .map(|(_, a)| get(a, &["Properties"]))
+        .collect();
+    let on = |namespace: &str, metric: &str, dimension: &str, target: &dyn Fn(&Value) -> bool| {
+        alarms.iter().any(|p| {
+            p["Namespace"] == namespace
+                && p["MetricName"] == metric
+                && p["Dimensions"][0]["Name"] == dimension
+                && target(&p["Dimensions"][0]["Value"])
+                && p["Threshold"] == 0
+                && p["ComparisonOperator"] == "GreaterThanThreshold"
+        })
+    };
+    let mut functions = 0;
+    for (logical, _) in template.of_type("AWS::Serverless::Function") {
+        functions += 1;
+        assert!(
+            on("AWS/Lambda", "Errors", "FunctionName", &|v| is_ref_to(
+                v, &logical
+            )),
+            "{logical}: no Errors alarm"
+        );
+    }
+    assert_eq!(functions, 6);
+    assert!(
+        on(
+            "AWS/SNS",
+            "NumberOfNotificationsFilteredOut-InvalidAttributes",
+            "TopicName",
+            &|v| get_att(v).is_some_and(|t| t == "EventsTopic.TopicName")
+        ),
+        "no alarm on events filtered out for invalid attributes"
+    );
+}
+
+/// The saved Logs Insights queries read every function's log group, and only fields the
+/// consumer writes (its `record done` line and the record span; see
+/// `shared/tests/record_log.rs`).
+#[test]
+fn the_saved_log_queries_cover_every_function_and_read_the_fields_the_consumer_logs() {
+    let template = Template { root: template() };
+    let log_groups: BTreeSet<String> = template
+        .of_type("AWS::Serverless::Function")
+        .map(|(_, f)| {
+            get(f, &["Properties", "LoggingConfig", "LogGroup"])
+                .as_tagged_target()
+                .expect("LoggingConfig.LogGroup: !Ref")
+        })
+        .collect();
+    let logged = [
+        "@timestamp",
+        "@log",
+        "level",
+        "message",
+        "outcome",
+        "kind",
+        "duration_ms",
+        "span.event_type",
+        "span.aggregate_id",
+        "span.correlation_id",
+    ];
+    let mut names = BTreeSet::new();
+    for (logical, query) in template.of_type("AWS::Logs::QueryDefinition") {
+        let p = get(query, &["Properties"]);
+        let groups: BTreeSet<String> = p["LogGroupNames"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|g| reference(g).map(|(_, target)| target))
+            .collect();
+        assert_eq!(groups, log_groups, "{logical}: log groups");
+        // The words that name fields: not in a string literal, not an alias made by `as`.
+        let text = p["QueryString"].as_str().unwrap();
+        let unquoted: String = text.split('"').step_by(2).collect::<Vec<_>>().join(" ");
+        let words: Vec<&str> = unquoted
+            .split(|c: char| !(c.is_alphanumeric() || "@._".contains(c)))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let aliases: BTreeSet<&str> = words
+            .windows(2)
+            .filter(|pair| pair[0] == "as")
+            .map(|pair| pair[1])
+            .collect();
+        let fields: BTreeSet<&str> = words
+            .into_iter()
+            .filter(|w| w.starts_with('@') || w.contains('.') || w.contains('_'))
+            .filter(|w| !aliases.contains(w) && w.parse::<f64>().is_err())
+            .collect();
+        assert!(!fields.is_empty(), "{logical}: reads no field");
+        for field in fields {
+            assert!(logged.contains(&field), "{logical}: {field} is not logged");
+        }
+        names.insert(logical);
+    }
+    assert_eq!(
+        names,
+        BTreeSet::from([
+            "DeadLetteredByKindQuery".to_owned(),
+            "FollowAnOrderQuery".to_owned(),
+            "SlowestHandlersQuery".to_owned()
+        ])
+    );
+}

@@ -25,6 +25,27 @@ pub enum RecordOutcome {
 }
 
 impl RecordOutcome {
+    /// A short name of how the record ended, as logged (`handled`, `duplicate`, `ignored`,
+    /// `dead_lettered`, `failed`, `not_attempted`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            RecordOutcome::Handled => "handled",
+            RecordOutcome::Duplicate => "duplicate",
+            RecordOutcome::Ignored(_) => "ignored",
+            RecordOutcome::DeadLettered(_) => "dead_lettered",
+            RecordOutcome::Failed(_) => "failed",
+            RecordOutcome::NotAttempted(_) => "not_attempted",
+        }
+    }
+
+    /// The error's kind (the DLQ's `errorKind`), if the record failed.
+    pub fn error_kind(&self) -> Option<&'static str> {
+        match self {
+            RecordOutcome::DeadLettered(err) | RecordOutcome::Failed(err) => Some(err.kind()),
+            _ => None,
+        }
+    }
+
     /// Whether the record must be returned in `batchItemFailures`.
     pub fn is_failure(&self) -> bool {
         matches!(
