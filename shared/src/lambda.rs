@@ -4,7 +4,10 @@
 //! clients and state once, build the consumer, `orderflow::lambda::run_sqs(consumer).await`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
+
+use tracing::Instrument;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Context, LambdaEvent, service_fn};
@@ -33,13 +36,27 @@ pub async fn run_sqs<S: Send + Sync + 'static>(
     .await
 }
 
+/// Whether this process has served an invocation yet.
+static SERVED: AtomicBool = AtomicBool::new(false);
+
 /// One invocation: the partial batch response, or an error if every record failed.
+///
+/// Every line logged while it runs is in an `invocation` span naming the function and saying
+/// whether this is the environment's first invocation (`cold_start`); the runtime's own span
+/// beside it carries the request id and the X-Ray trace id.
 pub async fn handle<S: Send + Sync + 'static>(
     consumer: &Consumer<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
+    let cold_start = !SERVED.swap(true, Ordering::Relaxed);
+    let span = tracing::info_span!(
+        "invocation",
+        function = %event.context.env_config.function_name,
+        cold_start,
+    );
     consumer
         .handle(event.payload, invocation(&event.context))
+        .instrument(span)
         .await
 }
 
@@ -71,6 +88,44 @@ mod tests {
         context.request_id = "req-1".into();
         context.deadline = deadline_ms;
         context
+    }
+
+    #[tokio::test]
+    async fn every_line_of_an_invocation_names_the_function_and_only_the_first_is_cold() {
+        let logs = crate::testing::LogCapture::new();
+        let _guard = tracing::subscriber::set_default(logs.subscriber());
+        let consumer = Consumer::new("payment", ()).on(ok);
+        let batch = || {
+            let body = examples::order_placed().encode().unwrap();
+            let payload: SqsEvent = serde_json::from_value(json!({"Records": [
+                {"messageId": "m", "body": body, "attributes": {}, "messageAttributes": {}}
+            ]}))
+            .unwrap();
+            let mut context = context(u64::MAX / 2);
+            context.env_config = Arc::new(lambda_runtime::Config {
+                function_name: "orderflow-payment".into(),
+                ..Default::default()
+            });
+            LambdaEvent::new(payload, context)
+        };
+
+        handle(&consumer, batch()).await.unwrap();
+        handle(&consumer, batch()).await.unwrap();
+
+        let invocations: Vec<serde_json::Value> = logs
+            .lines()
+            .into_iter()
+            .filter(|l| l["message"] == "batch processed")
+            .map(|l| l["spans"][0].clone())
+            .collect();
+        assert_eq!(invocations.len(), 2, "{}", logs.text());
+        assert!(
+            invocations
+                .iter()
+                .all(|s| s["name"] == "invocation" && s["function"] == "orderflow-payment")
+        );
+        // The process may have served an invocation in another test first; never twice cold.
+        assert_eq!(invocations[1]["cold_start"], false);
     }
 
     #[test]

@@ -5,38 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use orderflow::consume::{Consumer, HandlerError, Message, Outcome};
+use orderflow::consume::{Consumer, HandlerError, Invocation, Message, Outcome};
 use orderflow::event::{OrderPlaced, examples};
-use orderflow::testing::TestConsumer;
+use orderflow::testing::{LogCapture, TestConsumer, sqs_event};
 use serde_json::Value;
-
-/// Keeps every line the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        String::from_utf8(self.0.lock().unwrap().clone())
-            .unwrap()
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
-    }
-}
 
 async fn accept(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
     Ok(Outcome::done())
@@ -44,15 +18,8 @@ async fn accept(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerE
 
 #[tokio::test]
 async fn each_record_ends_with_one_line_saying_how_and_how_long() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    // The subscriber orderflow::telemetry::init installs inside Lambda, writing here.
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = LogCapture::new();
+    let _guard = tracing::subscriber::set_default(captured.subscriber());
     let consumer =
         TestConsumer::new(Consumer::new("shop", ()).on(accept).emits_no_events()).unwrap();
     let placed = examples::order_placed();
@@ -60,6 +27,17 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
     consumer.deliver(&placed).await.unwrap();
     consumer.deliver(&placed).await.unwrap();
     consumer.deliver_body("{not json").await;
+    // A message sent in a traced request: its trace header is on the record's lines.
+    let trace = "Root=1-6b116f05-c3bea2d09b67c30fbd66479b;Parent=56befe36875471a8;Sampled=1";
+    let mut traced =
+        sqs_event::raw(&[examples::order_placed()], "arn:aws:sqs:us-east-1:1:q").unwrap();
+    traced.records[0]
+        .attributes
+        .insert("AWSTraceHeader".into(), trace.into());
+    consumer
+        .consumer()
+        .process(&traced, &Invocation::default())
+        .await;
 
     let lines = captured.lines();
     let done: Vec<&Value> = lines
@@ -72,15 +50,17 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
         .collect();
     assert_eq!(
         outcomes,
-        ["handled", "duplicate", "dead_lettered"],
+        ["handled", "duplicate", "dead_lettered", "handled"],
         "{lines:#?}"
     );
+    assert_eq!(done[3]["span"]["trace_header"], trace);
+    assert!(done[0]["span"].get("trace_header").is_none());
     for line in &done {
         assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
         assert_eq!(line["span"]["name"], "record", "{line}");
         assert!(line["span"]["message_id"].is_string(), "{line}");
     }
-    for line in &done[..2] {
+    for line in [done[0], done[1]] {
         let span = &line["span"];
         assert_eq!(span["event_type"], "OrderPlaced");
         assert_eq!(span["aggregate_id"], "ord-1001");
@@ -91,7 +71,7 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
     assert!(done[0].get("kind").is_none());
 
     // No payload at info level: neither the customer's email nor their address.
-    let everything = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let everything = captured.text();
     for private in ["ada@example.com", "St James", "SW1Y"] {
         assert!(
             !everything.contains(private),

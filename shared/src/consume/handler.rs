@@ -94,6 +94,9 @@ pub struct RecordMeta {
     pub queue_arn: Option<String>,
     /// The SNS message id, when SNS wrapped the message.
     pub sns_message_id: Option<String>,
+    /// `AWSTraceHeader`: the X-Ray trace the message was sent in (SNS and SQS pass it on when
+    /// the publisher's request carried one).
+    pub trace_header: Option<String>,
 }
 
 /// One event as a handler sees it: the typed payload, its envelope, and its SQS record.

@@ -20,6 +20,7 @@ impl RecordMeta {
             group_id: attribute("MessageGroupId").cloned(),
             queue_arn: record.event_source_arn.clone(),
             sns_message_id,
+            trace_header: attribute("AWSTraceHeader").cloned(),
         }
     }
 }

@@ -41,6 +41,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             "record",
             message_id = %meta.message_id,
             receive_count = meta.receive_count,
+            trace_header = meta.trace_header.as_deref(),
             event_id = tracing::field::Empty,
             event_type = tracing::field::Empty,
             aggregate_id = tracing::field::Empty,

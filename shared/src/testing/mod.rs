@@ -1,8 +1,8 @@
 //! What a consumer's unit tests (and the local runner) need to play AWS's part, behind the
 //! `testing` feature: the Lambda `SqsEvent` an event source mapping would deliver
 //! ([`sqs_event`]), in-memory adapters of the effect ports ([`RecordingSink`],
-//! [`RecordingDeadLetters`]), and [`TestConsumer`], a consumer wired to in-memory adapters of
-//! every port and fed one event at a time.
+//! [`RecordingDeadLetters`]), [`TestConsumer`], a consumer wired to in-memory adapters of
+//! every port and fed one event at a time, and [`LogCapture`], what was logged.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -23,11 +23,13 @@
 //! # });
 //! ```
 
+mod logs;
 mod sinks;
 pub mod sqs_event;
 
 use std::sync::Arc;
 
+pub use logs::LogCapture;
 pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingSink};
 
 use crate::consume::{Consumer, ConsumerConfigError, Invocation, RecordOutcome};

@@ -1,0 +1,62 @@
+//! Capturing what is logged, as the Lambda functions log it (JSON lines), for a test to read.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::Value;
+
+/// Every line a [`LogCapture::subscriber`] writes, kept in memory.
+#[derive(Clone, Debug, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogCapture {
+    /// Nothing captured yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A subscriber writing JSON lines as [`crate::telemetry::init`] does inside Lambda
+    /// (event fields flattened, the current span and the span list), at `info` (the functions'
+    /// default level), into this capture. Install it with `tracing::subscriber::set_default`.
+    pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .finish()
+    }
+
+    /// Everything captured, as text.
+    pub fn text(&self) -> String {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Every captured line, parsed (a line that is not JSON is kept as a string).
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| Value::from(line)))
+            .collect()
+    }
+}
