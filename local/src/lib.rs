@@ -20,6 +20,7 @@ pub mod provision;
 pub mod sqs_source;
 pub mod stream_source;
 pub mod template;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -25,6 +25,15 @@ enum Command {
     Provision(Common),
     /// Provision, start every function and the HTTP API, and keep running until Ctrl-C.
     Up(Common),
+    /// Follow one order through every function's log: each record about it (by order id or
+    /// correlation id), in time order, with how it ended and how long it took.
+    Trace {
+        /// An order id (`ord-…`) or a correlation id.
+        id: String,
+        /// Where function logs went (this folder and the ones in it).
+        #[arg(long, default_value = "target/local-logs")]
+        log_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -104,6 +113,17 @@ fn config(common: &Common) -> Config {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Trace { id, log_dir } => {
+            let steps = orderflow_local::trace::follow(&log_dir, &id);
+            if steps.is_empty() {
+                bail!(
+                    "no function logged a record about {id} under {}",
+                    log_dir.display()
+                );
+            }
+            print!("{}", orderflow_local::trace::render(&steps));
+            Ok(())
+        }
         Command::Provision(common) => {
             let sdk = sdk(&common).await?;
             let account_id = match &common.account_id {

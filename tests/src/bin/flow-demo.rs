@@ -354,6 +354,37 @@ async fn main() {
         ),
     );
 
+    // Ada's order as the functions' logs tell it (what `orderflow-local trace <id>` shows).
+    if let Some((ada, _)) = placed.first() {
+        let steps = orderflow_local::trace::follow(deployed.runner.log.dir(), ada);
+        println!("\nAda's order through the services (orderflow-local trace {ada})");
+        print!("{}", orderflow_local::trace::render(&steps));
+        let handled = |function: &str, event: &str| {
+            steps.iter().any(|s| {
+                s.function == function
+                    && s.event_type == event
+                    && s.outcome.as_deref() == Some("handled")
+            })
+        };
+        for function in [
+            "PaymentFunction",
+            "InventoryFunction",
+            "NotificationFunction",
+            "AnalyticsFunction",
+        ] {
+            expect.check(
+                handled(function, "OrderPlaced"),
+                format!("the logs do not show {function} handling Ada's OrderPlaced"),
+            );
+        }
+        expect.check(
+            handled("OrdersFunction", "PaymentProcessed")
+                && handled("OrdersFunction", "InventoryReserved")
+                && handled("NotificationFunction", "OrderConfirmed"),
+            "the logs do not show Ada's order confirmed and the customer told".into(),
+        );
+    }
+
     println!("\ndead-letter queues");
     for (service, queue) in deployed.dead_letter_queues() {
         let messages = deployed.peek(&queue).await;
