@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value as Json, json};
 use serde_yaml_ng::Value as Yaml;
 
-use super::{Created, Resources, arn, flag, get, number, physical_name};
+use super::{Created, Resources, arn, flag, get, name_of, number};
 use crate::template::{self, Resource, Template, TemplateError};
 
 /// An SQS event source of a function.
@@ -102,22 +102,16 @@ pub(super) fn placeholder(
     resource: &Resource,
     props: &Json,
 ) -> (Created, String) {
-    let id = resource.logical_id.as_str();
-    let pseudo = &template.pseudo;
-    let name = get(props, "FunctionName")
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| physical_name(&pseudo.stack_name, id, 64, ""));
+    let name = name_of(template, resource, props, "FunctionName", 64, false);
     (
-        Created {
-            kind: resource.kind.clone(),
-            reference: json!(name),
-            attributes: BTreeMap::from([(
-                "Arn".into(),
+        Created::made(
+            resource,
+            json!(name),
+            &[(
+                "Arn",
                 json!(arn(template, "lambda", &format!("function:{name}"))),
-            )]),
-            skipped: None,
-        },
+            )],
+        ),
         format!("function {name}: run by this runner"),
     )
 }

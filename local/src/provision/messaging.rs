@@ -1,30 +1,23 @@
 //! Topics, queues (with their redrive policies), queue policies and subscriptions (raw
 //! delivery, filter policies).
 
-use std::collections::BTreeMap;
-
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::{Value as Json, json};
 
-use super::{Clients, Created, ProvisionError, arn, endpoint_error, flag, get, physical_name};
-use crate::template::{self, Resource, Template};
+use super::{At, Created, Made, arn, endpoint_error, flag, get, name_of};
+use crate::template;
 
 /// `AWS::SNS::Topic`: standard or FIFO, content-based deduplication (KMS left out).
-pub(super) async fn topic(
-    template: &Template,
-    clients: &Clients,
-    resource: &Resource,
-    props: &Json,
-) -> Result<(Created, String), ProvisionError> {
+pub(super) async fn topic(at: &At<'_>) -> Made {
+    let At {
+        template,
+        clients,
+        resource,
+        props,
+    } = *at;
     let id = resource.logical_id.as_str();
-    let pseudo = &template.pseudo;
     let fifo = flag(get(props, "FifoTopic"));
-    let name = get(props, "TopicName")
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            physical_name(&pseudo.stack_name, id, 256, if fifo { ".fifo" } else { "" })
-        });
+    let name = name_of(template, resource, props, "TopicName", 256, fifo);
     let mut request = clients.sns.create_topic().name(&name);
     if fifo {
         request = request.attributes("FifoTopic", "true");
@@ -40,35 +33,26 @@ pub(super) async fn topic(
         " (KMS encryption left out)"
     };
     Ok((
-        Created {
-            kind: resource.kind.clone(),
-            reference: json!(topic_arn),
-            attributes: BTreeMap::from([
-                ("TopicArn".into(), json!(topic_arn)),
-                ("TopicName".into(), json!(name)),
-            ]),
-            skipped: None,
-        },
+        Created::made(
+            resource,
+            json!(topic_arn),
+            &[("TopicArn", json!(topic_arn)), ("TopicName", json!(name))],
+        ),
         format!("created topic {name}{note}"),
     ))
 }
 
 /// `AWS::SQS::Queue`: its attributes and redrive policy.
-pub(super) async fn queue(
-    template: &Template,
-    clients: &Clients,
-    resource: &Resource,
-    props: &Json,
-) -> Result<(Created, String), ProvisionError> {
+pub(super) async fn queue(at: &At<'_>) -> Made {
+    let At {
+        template,
+        clients,
+        resource,
+        props,
+    } = *at;
     let id = resource.logical_id.as_str();
-    let pseudo = &template.pseudo;
     let fifo = flag(get(props, "FifoQueue"));
-    let name = get(props, "QueueName")
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            physical_name(&pseudo.stack_name, id, 80, if fifo { ".fifo" } else { "" })
-        });
+    let name = name_of(template, resource, props, "QueueName", 80, fifo);
     let mut request = clients.sqs.create_queue().queue_name(&name);
     for (property, attribute) in [
         ("VisibilityTimeout", QueueAttributeName::VisibilityTimeout),
@@ -126,27 +110,27 @@ pub(super) async fn queue(
         )
     };
     Ok((
-        Created {
-            kind: resource.kind.clone(),
-            reference: json!(url),
-            attributes: BTreeMap::from([
-                ("Arn".into(), json!(queue_arn)),
-                ("QueueName".into(), json!(name)),
-                ("QueueUrl".into(), json!(url)),
-            ]),
-            skipped: None,
-        },
+        Created::made(
+            resource,
+            json!(url),
+            &[
+                ("Arn", json!(queue_arn)),
+                ("QueueName", json!(name)),
+                ("QueueUrl", json!(url)),
+            ],
+        ),
         format!("created queue {name}{redrives}"),
     ))
 }
 
 /// `AWS::SQS::QueuePolicy`: set on every queue it names.
-pub(super) async fn queue_policy(
-    template: &Template,
-    clients: &Clients,
-    resource: &Resource,
-    props: &Json,
-) -> Result<(Created, String), ProvisionError> {
+pub(super) async fn queue_policy(at: &At<'_>) -> Made {
+    let At {
+        template,
+        clients,
+        resource,
+        props,
+    } = *at;
     let id = resource.logical_id.as_str();
     let pseudo = &template.pseudo;
     let policy = get(props, "PolicyDocument").to_string();
@@ -162,22 +146,19 @@ pub(super) async fn queue_policy(
             .map_err(|e| endpoint_error(id, e))?;
     }
     Ok((
-        Created {
-            kind: resource.kind.clone(),
-            reference: json!(format!("{}-{id}", pseudo.stack_name)),
-            attributes: BTreeMap::new(),
-            skipped: None,
-        },
+        Created::made(resource, json!(format!("{}-{id}", pseudo.stack_name)), &[]),
         format!("set the policy of {} queue(s)", queues.len()),
     ))
 }
 
 /// `AWS::SNS::Subscription`: raw delivery, filter policy and its scope, redrive policy.
-pub(super) async fn subscription(
-    clients: &Clients,
-    resource: &Resource,
-    props: &Json,
-) -> Result<(Created, String), ProvisionError> {
+pub(super) async fn subscription(at: &At<'_>) -> Made {
+    let At {
+        clients,
+        resource,
+        props,
+        ..
+    } = *at;
     let id = resource.logical_id.as_str();
     let topic = template::text_of(get(props, "TopicArn"));
     let protocol = template::text_of(get(props, "Protocol"));
@@ -211,12 +192,7 @@ pub(super) async fn subscription(
     let out = request.send().await.map_err(|e| endpoint_error(id, e))?;
     let subscription = out.subscription_arn().unwrap_or_default().to_owned();
     Ok((
-        Created {
-            kind: resource.kind.clone(),
-            reference: json!(subscription),
-            attributes: BTreeMap::new(),
-            skipped: None,
-        },
+        Created::made(resource, json!(subscription), &[]),
         format!(
             "subscribed {protocol} {} ({})",
             endpoint.rsplit(':').next().unwrap_or_default(),

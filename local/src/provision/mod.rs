@@ -93,6 +93,58 @@ pub struct Created {
     pub skipped: Option<&'static str>,
 }
 
+/// What creating a resource needs: the template, the clients, the resource and its resolved
+/// properties.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    template: &'a Template,
+    clients: &'a Clients,
+    resource: &'a Resource,
+    props: &'a Json,
+}
+
+/// A resource created, and what to say about it.
+type Made = Result<(Created, String), ProvisionError>;
+
+impl Created {
+    /// A resource that now exists: its `Ref` and its `Fn::GetAtt` attributes.
+    fn made(resource: &Resource, reference: Json, attributes: &[(&str, Json)]) -> Self {
+        Created {
+            kind: resource.kind.clone(),
+            reference,
+            attributes: attributes
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                .collect(),
+            skipped: None,
+        }
+    }
+}
+
+/// The name the template gives in `property`, else one made like CloudFormation makes it (at
+/// most `max` long, ending in `.fifo` for a FIFO resource).
+fn name_of(
+    template: &Template,
+    resource: &Resource,
+    props: &Json,
+    property: &str,
+    max: usize,
+    fifo: bool,
+) -> String {
+    get(props, property)
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let suffix = if fifo { ".fifo" } else { "" };
+            physical_name(
+                &template.pseudo.stack_name,
+                &resource.logical_id,
+                max,
+                suffix,
+            )
+        })
+}
+
 /// Every resource by logical id.
 #[derive(Clone, Debug, Default)]
 pub struct Resources(pub BTreeMap<String, Created>);
@@ -302,31 +354,28 @@ async fn create(
             &name,
         );
         let created = Created {
-            kind: resource.kind.clone(),
-            reference: json!(name),
-            attributes: BTreeMap::from([("Arn".to_owned(), json!(placeholder))]),
             skipped: Some(why),
+            ..Created::made(resource, json!(name), &[("Arn", json!(placeholder))])
         };
         return Ok((created, format!("skipped on purpose ({why})")));
     }
     let props = template::resolve(&resource.properties, template, &stack.resources, id)?
         .unwrap_or(Json::Null);
+    let at = At {
+        template,
+        clients,
+        resource,
+        props: &props,
+    };
     match resource.kind.as_str() {
-        "AWS::SNS::Topic" => messaging::topic(template, clients, resource, &props).await,
-        "AWS::SQS::Queue" => messaging::queue(template, clients, resource, &props).await,
-        "AWS::SQS::QueuePolicy" => {
-            messaging::queue_policy(template, clients, resource, &props).await
-        }
-        "AWS::SNS::Subscription" => messaging::subscription(clients, resource, &props).await,
-        "AWS::DynamoDB::Table" => table::create(template, clients, resource, &props).await,
+        "AWS::SNS::Topic" => messaging::topic(&at).await,
+        "AWS::SQS::Queue" => messaging::queue(&at).await,
+        "AWS::SQS::QueuePolicy" => messaging::queue_policy(&at).await,
+        "AWS::SNS::Subscription" => messaging::subscription(&at).await,
+        "AWS::DynamoDB::Table" => table::create(&at).await,
         "AWS::Serverless::Function" => Ok(function::placeholder(template, resource, &props)),
         "AWS::Serverless::HttpApi" => Ok((
-            Created {
-                kind: resource.kind.clone(),
-                reference: json!("local"),
-                attributes: BTreeMap::new(),
-                skipped: None,
-            },
+            Created::made(resource, json!("local"), &[]),
             "HTTP API: served by this runner".into(),
         )),
         other => Err(TemplateError::Unsupported {

@@ -7,18 +7,19 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
-use serde_json::{Value as Json, json};
+use serde_json::json;
 
-use super::{Clients, Created, ProvisionError, endpoint_error, flag, get, physical_name};
-use crate::template::{self, Resource, Template, TemplateError};
+use super::{At, Created, Made, ProvisionError, endpoint_error, flag, get, name_of};
+use crate::template::{self, TemplateError};
 
 /// `AWS::DynamoDB::Table`: keys, TTL and streams (secondary indexes are refused).
-pub(super) async fn create(
-    template: &Template,
-    clients: &Clients,
-    resource: &Resource,
-    props: &Json,
-) -> Result<(Created, String), ProvisionError> {
+pub(super) async fn create(at: &At<'_>) -> Made {
+    let At {
+        template,
+        clients,
+        resource,
+        props,
+    } = *at;
     let id = resource.logical_id.as_str();
     let unsupported = |reason: &str| -> ProvisionError {
         TemplateError::Unsupported {
@@ -34,10 +35,7 @@ pub(super) async fn create(
             )));
         }
     }
-    let name = get(props, "TableName")
-        .as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| physical_name(&template.pseudo.stack_name, id, 255, ""));
+    let name = name_of(template, resource, props, "TableName", 255, false);
     let mut request = clients.dynamodb.create_table().table_name(&name);
     for definition in get(props, "AttributeDefinitions")
         .as_array()
@@ -163,10 +161,8 @@ pub(super) async fn create(
     }
     Ok((
         Created {
-            kind: resource.kind.clone(),
-            reference: json!(name),
             attributes,
-            skipped: None,
+            ..Created::made(resource, json!(name), &[])
         },
         what,
     ))
