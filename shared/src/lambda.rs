@@ -36,19 +36,25 @@ pub async fn run_sqs<S: Send + Sync + 'static>(
     .await
 }
 
-/// Whether this process has served an invocation yet.
+/// Whether this process has served an SQS invocation yet.
 static SERVED: AtomicBool = AtomicBool::new(false);
+
+/// Whether this is the first invocation `served` has seen (and marks it seen).
+fn first_invocation(served: &AtomicBool) -> bool {
+    !served.swap(true, Ordering::Relaxed)
+}
 
 /// One invocation: the partial batch response, or an error if every record failed.
 ///
 /// Every line logged while it runs is in an `invocation` span naming the function and saying
-/// whether this is the environment's first invocation (`cold_start`); the runtime's own span
-/// beside it carries the request id and the X-Ray trace id.
+/// whether this is the environment's first SQS invocation (`cold_start`; the orders function
+/// also serves HTTP requests, which do not count); the runtime's own span around it carries the
+/// request id and the X-Ray trace id.
 pub async fn handle<S: Send + Sync + 'static>(
     consumer: &Consumer<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let cold_start = !SERVED.swap(true, Ordering::Relaxed);
+    let cold_start = first_invocation(&SERVED);
     let span = tracing::info_span!(
         "invocation",
         function = %event.context.env_config.function_name,
@@ -126,6 +132,15 @@ mod tests {
         );
         // The process may have served an invocation in another test first; never twice cold.
         assert_eq!(invocations[1]["cold_start"], false);
+        assert!(invocations[0]["cold_start"].is_boolean());
+    }
+
+    #[test]
+    fn only_the_first_invocation_is_cold() {
+        let served = AtomicBool::new(false);
+        assert!(first_invocation(&served));
+        assert!(!first_invocation(&served));
+        assert!(!first_invocation(&served));
     }
 
     #[test]

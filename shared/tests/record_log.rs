@@ -12,8 +12,23 @@ use orderflow::event::{OrderPlaced, examples};
 use orderflow::testing::{LogCapture, TestConsumer, sqs_event};
 use serde_json::Value;
 
-async fn accept(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
+/// Accepts every order, except a `flaky` customer's: that fails and comes back.
+async fn accept(order: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
+    if order.data.customer_id == "flaky" {
+        return Err(HandlerError::transient("the gateway timed out"));
+    }
     Ok(Outcome::done())
+}
+
+/// `orders` in one FIFO message group.
+fn fifo_group(orders: &[orderflow::Event]) -> aws_lambda_events::event::sqs::SqsEvent {
+    let mut batch = sqs_event::raw(orders, "arn:aws:sqs:us-east-1:1:q.fifo").unwrap();
+    for record in &mut batch.records {
+        record
+            .attributes
+            .insert("MessageGroupId".into(), "ord-1001".into());
+    }
+    batch
 }
 
 #[tokio::test]
@@ -38,6 +53,23 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
         .consumer()
         .process(&traced, &Invocation::default())
         .await;
+    // A FIFO group whose first message fails: the second is not attempted, and says so.
+    let mut flaky = examples::order_placed();
+    if let orderflow::event::EventPayload::OrderPlaced(order) = &mut flaky.payload {
+        order.customer_id = "flaky".into();
+    }
+    let group = fifo_group(&[flaky, examples::order_placed()]);
+    consumer
+        .consumer()
+        .process(&group, &Invocation::default())
+        .await;
+    // A record past the deadline margin is not started, and says so too.
+    let late = Invocation {
+        request_id: "late".into(),
+        deadline: Some(std::time::SystemTime::now()),
+    };
+    let batch = sqs_event::raw(&[examples::order_placed()], "arn:aws:sqs:us-east-1:1:q").unwrap();
+    consumer.consumer().process(&batch, &late).await;
 
     let lines = captured.lines();
     let done: Vec<&Value> = lines
@@ -50,7 +82,15 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
         .collect();
     assert_eq!(
         outcomes,
-        ["handled", "duplicate", "dead_lettered", "handled"],
+        [
+            "handled",
+            "duplicate",
+            "dead_lettered",
+            "handled",
+            "failed",
+            "not_attempted",
+            "not_attempted"
+        ],
         "{lines:#?}"
     );
     assert_eq!(done[3]["span"]["trace_header"], trace);
@@ -68,6 +108,8 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
         assert_eq!(span["event_id"], placed.event_id.to_string().as_str());
     }
     assert_eq!(done[2]["kind"], "MalformedJson");
+    assert_eq!(done[4]["kind"], "HandlerTransient");
+    assert!(done[5]["span"]["message_id"].is_string());
     assert!(done[0].get("kind").is_none());
 
     // No payload at info level: neither the customer's email nor their address.

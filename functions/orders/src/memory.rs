@@ -163,11 +163,20 @@ impl OrderRepository for InMemoryOrderRepository {
             change.clone(),
             change.decision.clone(),
         );
+        let outbox_check = change.event.clone();
         Ok(vec![self.write(
             format!("order {id}: {:?}", change.decision),
-            move |table| match table.orders.get(&check_id) {
-                Some(order) => allows(order, &check),
-                None => Err("no such order".into()),
+            move |table| {
+                // The DynamoDB adapter puts the outbox row only if it is not there yet.
+                if let Some(event) = &outbox_check
+                    && table.outbox.iter().any(|e| e.event_id == event.event_id)
+                {
+                    return Err(format!("outbox row {} exists", event.event_id));
+                }
+                match table.orders.get(&check_id) {
+                    Some(order) => allows(order, &check),
+                    None => Err("no such order".into()),
+                }
             },
             move |table| {
                 if let Some(order) = table.orders.get_mut(&id) {
@@ -178,9 +187,7 @@ impl OrderRepository for InMemoryOrderRepository {
                     .entry(id.clone())
                     .or_default()
                     .push(change.history.clone());
-                if let Some(event) = &change.event
-                    && !table.outbox.iter().any(|e| e.event_id == event.event_id)
-                {
+                if let Some(event) = &change.event {
                     table.outbox.push(event.clone());
                 }
             },

@@ -60,11 +60,11 @@ mod sqs_actions;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 pub use backoff::{TotalWait, VisibilityBackoff};
 pub use error::{BatchError, RecordError};
@@ -497,10 +497,9 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         let mut blocked = false;
         for (i, record) in group {
             if blocked {
-                outcomes.push((
-                    i,
-                    RecordOutcome::NotAttempted("an earlier message of its group failed"),
-                ));
+                let outcome = RecordOutcome::NotAttempted("an earlier message of its group failed");
+                record::log_done(&record::span_for(record), &outcome, Instant::now());
+                outcomes.push((i, outcome));
                 continue;
             }
             let outcome = self.process_guarded(record, invocation).await;
@@ -523,6 +522,17 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     /// margin: a record still running then (a call that hangs) is reported failed, so the batch
     /// answers in time and the records that did finish are not delivered again.
     async fn process_guarded(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+        let span = record::span_for(record);
+        let started = Instant::now();
+        let outcome = self
+            .process_in_time(record, invocation)
+            .instrument(span.clone())
+            .await;
+        record::log_done(&span, &outcome, started);
+        outcome
+    }
+
+    async fn process_in_time(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
         let Some(left) = invocation.remaining() else {
             return self.process_caught(record, invocation).await;
         };

@@ -5,13 +5,47 @@ use std::panic::AssertUnwindSafe;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use futures::FutureExt;
-use tracing::{Instrument, info};
+use std::time::Instant;
+
+use tracing::info;
 
 use super::idempotent::{IdempotencyLayer, Layered, WRITES_WITHOUT_TRANSACTION};
 use super::settle::Processed;
 use super::{Consumer, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, Route};
 use crate::event::Event;
 use crate::sns::{SqsBody, message_body};
+
+/// The span every line about `record` is logged in: its identity, and once decoded its
+/// event's (recorded by [`Consumer::run`]). No payload: bodies carry emails and addresses.
+pub(super) fn span_for(record: &SqsMessage) -> tracing::Span {
+    let attribute = |name: &str| record.attributes.get(name).map(String::as_str);
+    tracing::info_span!(
+        "record",
+        message_id = record.message_id.as_deref().unwrap_or_default(),
+        receive_count = attribute("ApproximateReceiveCount")
+            .and_then(|n| n.parse::<u32>().ok())
+            .unwrap_or(1),
+        trace_header = attribute("AWSTraceHeader"),
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        aggregate_id = tracing::field::Empty,
+        correlation_id = tracing::field::Empty,
+        causation_id = tracing::field::Empty,
+    )
+}
+
+/// The one line per record saying how it ended, whatever the path (run, not attempted, past
+/// the deadline): what the Logs Insights queries in `infra/template.yaml` count and time.
+pub(super) fn log_done(span: &tracing::Span, outcome: &RecordOutcome, started: Instant) {
+    span.in_scope(|| {
+        info!(
+            outcome = outcome.label(),
+            kind = outcome.error_kind(),
+            duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
+            "record done"
+        );
+    });
+}
 
 /// The text of a panic's payload.
 pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
@@ -35,50 +69,23 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             _ => None,
         };
         let meta = RecordMeta::of(record, sns_message_id);
-        // The record's identity, on every line logged while it runs: the event's fields are
-        // filled in once it is decoded. No payload: bodies carry emails and addresses.
-        let span = tracing::info_span!(
-            "record",
-            message_id = %meta.message_id,
-            receive_count = meta.receive_count,
-            trace_header = meta.trace_header.as_deref(),
-            event_id = tracing::field::Empty,
-            event_type = tracing::field::Empty,
-            aggregate_id = tracing::field::Empty,
-            correlation_id = tracing::field::Empty,
-            causation_id = tracing::field::Empty,
-        );
-        let started = std::time::Instant::now();
-        async {
-            let result = match &unwrapped {
-                None => Err(RecordError::EmptyBody),
-                Some(SqsBody::Control(control)) => Err(RecordError::SnsControlMessage {
-                    message_type: control.kind.clone(),
-                    topic_arn: control.topic_arn.clone(),
-                }),
-                Some(body) => {
-                    let message = body.message().unwrap_or_default();
-                    // A panic anywhere on the record's path (decoding, routing, idempotency,
-                    // the handler, publishing) fails this record alone.
-                    AssertUnwindSafe(self.run(message, &meta, invocation))
-                        .catch_unwind()
-                        .await
-                        .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic))))
-                }
-            };
-            let outcome = self.settle(record, &meta, result).await;
-            // One line per record saying how it ended: what the Logs Insights queries in
-            // infra/template.yaml count and time.
-            info!(
-                outcome = outcome.label(),
-                kind = outcome.error_kind(),
-                duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
-                "record done"
-            );
-            outcome
-        }
-        .instrument(span)
-        .await
+        let result = match &unwrapped {
+            None => Err(RecordError::EmptyBody),
+            Some(SqsBody::Control(control)) => Err(RecordError::SnsControlMessage {
+                message_type: control.kind.clone(),
+                topic_arn: control.topic_arn.clone(),
+            }),
+            Some(body) => {
+                let message = body.message().unwrap_or_default();
+                // A panic anywhere on the record's path (decoding, routing, idempotency,
+                // the handler, publishing) fails this record alone.
+                AssertUnwindSafe(self.run(message, &meta, invocation))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic))))
+            }
+        };
+        self.settle(record, &meta, result).await
     }
 
     /// Decode → route → layers → handler → follow-ups.

@@ -51,9 +51,10 @@ pub fn example(event_type: EventType) -> Event {
     caused_by(&order_placed(), event_type)
 }
 
-/// A valid example of `event_type` about `cause`'s order, caused by it (its `correlationId`,
-/// `causationId` = its `eventId`). An `OrderPlaced` causes nothing: `cause` itself if it is
-/// one, else a fresh [`order_placed`].
+/// A valid example of `event_type` about `cause`'s order (its `aggregateId`), caused by it (its
+/// `correlationId`, `causationId` = its `eventId`). An `OrderPlaced` is caused by nothing:
+/// asked for one, this gives `cause` itself if it is one, else a fresh [`order_placed`] (of
+/// order `ord-1001`).
 pub fn caused_by(cause: &Event, event_type: EventType) -> Event {
     let order_id = cause.aggregate_id.clone();
     let total = Decimal::new(4048, 2);

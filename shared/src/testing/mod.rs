@@ -20,7 +20,7 @@
 //! assert!(matches!(consumer.deliver(&placed).await?, RecordOutcome::Handled));
 //! assert!(matches!(consumer.deliver(&placed).await?, RecordOutcome::Duplicate));
 //! # Ok::<(), orderflow::EventError>(())
-//! # });
+//! # }).unwrap();
 //! ```
 
 mod logs;
@@ -49,7 +49,9 @@ pub struct TestConsumer<S> {
 
 impl<S: Send + Sync + 'static> TestConsumer<S> {
     /// Wires `handlers` (a consumer with its routes and options) to the in-memory adapters;
-    /// fails as [`Consumer::ready`] does.
+    /// fails as [`Consumer::ready`] does. Any idempotency, event sink or dead-letter sink the
+    /// consumer had is replaced (a custom key or TTL included: give the consumer to
+    /// [`Consumer::with_idempotency`] yourself to test those).
     pub fn new(handlers: Consumer<S>) -> Result<Self, ConsumerConfigError> {
         let published = Arc::new(RecordingSink::new());
         let dead_letters = Arc::new(RecordingDeadLetters::new());

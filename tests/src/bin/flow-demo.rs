@@ -66,7 +66,7 @@ async fn main() {
         .count();
     println!("orderflow on the emulator at {}", deployed.aws.endpoint);
     println!(
-        "  {created} resources created, {skipped} skipped on purpose (IAM, alarms, log groups, KMS), {} functions running their real binaries",
+        "  {created} resources created, {skipped} skipped on purpose (IAM, alarms, log groups, saved queries, KMS), {} functions running their real binaries",
         deployed.runner.functions().len()
     );
     let url = deployed.url();
