@@ -130,12 +130,7 @@ impl InventoryStore for InMemoryInventoryStore {
     ) -> Result<Vec<Write>, InventoryError> {
         let mut writes: Vec<Write> = items.iter().map(|i| self.stock_change(i, true)).collect();
         writes.push(self.reservation_put(
-            Reservation {
-                pk: reservation_key(order_id),
-                order_id: order_id.to_owned(),
-                status: ReservationStatus::Reserved,
-                items: items.to_vec(),
-            },
+            Reservation::new(order_id, ReservationStatus::Reserved, items),
             None,
         ));
         Ok(writes)
@@ -147,12 +142,7 @@ impl InventoryStore for InMemoryInventoryStore {
         status: ReservationStatus,
     ) -> Result<Vec<Write>, InventoryError> {
         Ok(vec![self.reservation_put(
-            Reservation {
-                pk: reservation_key(order_id),
-                order_id: order_id.to_owned(),
-                status,
-                items: Vec::new(),
-            },
+            Reservation::new(order_id, status, &[]),
             None,
         )])
     }

@@ -39,6 +39,18 @@ pub struct Reservation {
     pub items: Vec<ReservedItem>,
 }
 
+impl Reservation {
+    /// The order's reservation with `status`, holding `items`: what either adapter stores.
+    pub fn new(order_id: &str, status: ReservationStatus, items: &[ReservedItem]) -> Self {
+        Reservation {
+            pk: reservation_key(order_id),
+            order_id: order_id.to_owned(),
+            status,
+            items: items.to_vec(),
+        }
+    }
+}
+
 /// The inventory table, as the service needs it. Reads happen now; changes are returned as
 /// writes, committed by the consumer with the idempotency record in one transaction.
 #[async_trait::async_trait]
@@ -227,12 +239,7 @@ impl InventoryStore for DynamoInventoryStore {
         for item in items {
             writes.push(self.stock_change(item, "SET stock = stock - :q", "stock >= :q")?);
         }
-        let reservation = Reservation {
-            pk: reservation_key(order_id),
-            order_id: order_id.to_owned(),
-            status: ReservationStatus::Reserved,
-            items: items.to_vec(),
-        };
+        let reservation = Reservation::new(order_id, ReservationStatus::Reserved, items);
         writes.push(self.reservation_put(&reservation, "attribute_not_exists(pk)")?);
         Ok(writes)
     }
@@ -242,12 +249,7 @@ impl InventoryStore for DynamoInventoryStore {
         order_id: &str,
         status: ReservationStatus,
     ) -> Result<Vec<Write>, InventoryError> {
-        let reservation = Reservation {
-            pk: reservation_key(order_id),
-            order_id: order_id.to_owned(),
-            status,
-            items: Vec::new(),
-        };
+        let reservation = Reservation::new(order_id, status, &[]);
         Ok(vec![self.reservation_put(
             &reservation,
             "attribute_not_exists(pk)",

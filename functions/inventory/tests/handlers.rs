@@ -38,6 +38,12 @@ impl Service {
         outcome.is_failure()
     }
 
+    /// Where the reservation of `placed`'s order stands.
+    fn reservation_status(&self, placed: &Event) -> ReservationStatus {
+        let reservation = self.store.reservation_of(&placed.aggregate_id);
+        reservation.expect("a reservation").status
+    }
+
     fn published_types(&self) -> Vec<EventType> {
         self.consumer
             .published()
@@ -92,11 +98,7 @@ async fn an_order_short_of_one_sku_reserves_nothing_and_says_which() {
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(1));
     assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
     assert_eq!(
-        service
-            .store
-            .reservation_of(&placed.aggregate_id)
-            .unwrap()
-            .status,
+        service.reservation_status(&placed),
         ReservationStatus::Rejected
     );
     let sent = service.consumer.published();
@@ -119,11 +121,7 @@ async fn a_cancellation_gives_the_stock_back_once_even_delivered_twice() {
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
     assert_eq!(service.store.stock_of("SKU-TEA-100G"), Some(5));
     assert_eq!(
-        service
-            .store
-            .reservation_of(&placed.aggregate_id)
-            .unwrap()
-            .status,
+        service.reservation_status(&placed),
         ReservationStatus::Released
     );
 }
@@ -137,11 +135,7 @@ async fn a_cancellation_that_overtakes_its_order_means_nothing_is_ever_reserved_
 
     assert_eq!(service.store.stock_of("SKU-RED-MUG"), Some(5));
     assert_eq!(
-        service
-            .store
-            .reservation_of(&placed.aggregate_id)
-            .unwrap()
-            .status,
+        service.reservation_status(&placed),
         ReservationStatus::Cancelled
     );
     assert!(service.consumer.published().is_empty());
