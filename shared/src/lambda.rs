@@ -14,11 +14,13 @@ use lambda_runtime::{Context, LambdaEvent, service_fn};
 
 use crate::consume::{BatchError, Consumer, Invocation};
 
-/// The invocation as the consumer sees it: request id and deadline.
+/// The invocation as the consumer sees it: request id and deadline (`cold_start` is set by
+/// [`handle`], which knows whether the process has served one before).
 pub fn invocation(context: &Context) -> Invocation {
     Invocation {
         request_id: context.request_id.clone(),
         deadline: Some(UNIX_EPOCH + Duration::from_millis(context.deadline)),
+        cold_start: false,
     }
 }
 
@@ -60,8 +62,12 @@ pub async fn handle<S: Send + Sync + 'static>(
         function = %event.context.env_config.function_name,
         cold_start,
     );
+    let invocation = Invocation {
+        cold_start,
+        ..invocation(&event.context)
+    };
     consumer
-        .handle(event.payload, invocation(&event.context))
+        .handle(event.payload, invocation)
         .instrument(span)
         .await
 }

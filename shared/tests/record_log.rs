@@ -67,6 +67,7 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
     let late = Invocation {
         request_id: "late".into(),
         deadline: Some(std::time::SystemTime::now()),
+        ..Invocation::default()
     };
     let batch = sqs_event::raw(&[examples::order_placed()], "arn:aws:sqs:us-east-1:1:q").unwrap();
     consumer.consumer().process(&batch, &late).await;

@@ -17,7 +17,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::{Outcome, RecordError};
+use super::{DuplicateBy, Outcome, RecordError};
 use crate::event::Event;
 use crate::idempotency::{Acquired, Claim, Committed, Idempotency};
 
@@ -30,7 +30,7 @@ pub(super) enum Layered {
     /// The handler ran: these are its follow-up events.
     Handled(Vec<Event>),
     /// A duplicate: the handler did not run; these are the first run's follow-up events.
-    Duplicate(Vec<Event>),
+    Duplicate(Vec<Event>, DuplicateBy),
 }
 
 /// The idempotency layer around one record's handler.
@@ -47,7 +47,7 @@ impl IdempotencyLayer<'_> {
         F: Future<Output = Result<Outcome, RecordError>>,
     {
         if let Some(stored) = self.idempotency.cached(&claim) {
-            return duplicate(&claim, &stored);
+            return duplicate(&claim, &stored, DuplicateBy::Cache);
         }
         if self.transactional {
             self.commit_with_effect(claim, handler).await
@@ -68,7 +68,7 @@ impl IdempotencyLayer<'_> {
     {
         match self.idempotency.store().acquire(&claim).await? {
             Acquired::Started => {}
-            taken => return self.taken(claim, taken),
+            taken => return self.taken(claim, taken, DuplicateBy::Record),
         }
         let outcome = match handler().await {
             Ok(outcome) if outcome.writes.is_empty() => outcome,
@@ -116,16 +116,22 @@ impl IdempotencyLayer<'_> {
                 key: claim.key,
                 until_ms: None,
             }),
-            Committed::AlreadyTaken(taken) => self.taken(claim, taken),
+            Committed::AlreadyTaken(taken) => self.taken(claim, taken, DuplicateBy::Transaction),
         }
     }
 
-    /// The record was found taken: completed (a duplicate) or held by another invocation.
-    fn taken(&self, claim: Claim, taken: Acquired) -> Result<Layered, RecordError> {
+    /// The record was found taken (`how`): completed (a duplicate) or held by another
+    /// invocation.
+    fn taken(
+        &self,
+        claim: Claim,
+        taken: Acquired,
+        how: DuplicateBy,
+    ) -> Result<Layered, RecordError> {
         match taken {
             Acquired::Completed(stored) => {
                 self.idempotency.remember(&claim, &stored);
-                duplicate(&claim, &stored)
+                duplicate(&claim, &stored, how)
             }
             Acquired::InProgress { until_ms } => Err(RecordError::InProgress {
                 key: claim.key,
@@ -145,9 +151,9 @@ impl IdempotencyLayer<'_> {
     }
 }
 
-fn duplicate(claim: &Claim, stored: &str) -> Result<Layered, RecordError> {
-    info!(key = %claim.key, "duplicate; using the stored outcome");
-    Ok(Layered::Duplicate(StoredOutcome::events(stored)?))
+fn duplicate(claim: &Claim, stored: &str, how: DuplicateBy) -> Result<Layered, RecordError> {
+    info!(key = %claim.key, found_by = ?how, "duplicate; using the stored outcome");
+    Ok(Layered::Duplicate(StoredOutcome::events(stored)?, how))
 }
 
 /// What the idempotency record stores: the handler's result and the events to (re)publish.

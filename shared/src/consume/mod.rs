@@ -69,12 +69,13 @@ use tracing::{Instrument, info, warn};
 pub use backoff::{TotalWait, VisibilityBackoff};
 pub use error::{BatchError, RecordError};
 pub use handler::{BoxError, HandlerError, Message, Outcome, RecordMeta};
-pub use outcome::{BatchOutcome, RecordOutcome};
+pub use outcome::{BatchOutcome, DuplicateBy, RecordOutcome, RecordStats};
 pub use ports::{DeadLetterSink, EventSink, SinkError};
 
 use crate::event::{EventData, EventType};
 use crate::idempotency::Idempotency;
 use crate::publish::Publisher;
+use crate::telemetry::metrics::{EmfMetrics, InvocationMetrics, MetricsConfig, MetricsSink};
 use handler::{ErasedHandler, TypedHandler};
 use sqs_actions::SqsActions;
 
@@ -108,6 +109,8 @@ pub struct Invocation {
     pub request_id: String,
     /// When Lambda stops the invocation; `None` outside Lambda.
     pub deadline: Option<SystemTime>,
+    /// The execution environment's first invocation (counted in the `ColdStart` metric).
+    pub cold_start: bool,
 }
 
 impl Invocation {
@@ -127,6 +130,8 @@ pub struct ConsumerEnv {
     pub events_topic_arn: Option<String>,
     /// `DEAD_LETTER_QUEUE_URL`: the DLQ (optional: the queue's redrive policy names it).
     pub dead_letter_queue_url: Option<String>,
+    /// The `POWERTOOLS_METRICS_*` variables: where the invocation's metrics go.
+    pub metrics: MetricsConfig,
 }
 
 impl ConsumerEnv {
@@ -137,6 +142,7 @@ impl ConsumerEnv {
             idempotency_table: vars.required(names::IDEMPOTENCY_TABLE)?,
             events_topic_arn: vars.optional(names::EVENTS_TOPIC_ARN),
             dead_letter_queue_url: vars.optional(names::DEAD_LETTER_QUEUE_URL),
+            metrics: MetricsConfig::from_vars(vars)?,
         })
     }
 }
@@ -194,6 +200,8 @@ pub struct Consumer<S> {
     /// Where permanent failures are set aside.
     dead_letters: Option<Arc<dyn DeadLetterSink>>,
     idempotency: Option<Idempotency>,
+    /// Where each invocation's metrics go.
+    metrics: Option<Arc<dyn MetricsSink>>,
 }
 
 impl<S: Send + Sync + 'static> Consumer<S> {
@@ -209,6 +217,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             emits_no_events: false,
             dead_letters: None,
             idempotency: None,
+            metrics: None,
         }
     }
 
@@ -343,6 +352,12 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         Ok(self)
     }
 
+    /// Gives each invocation's metrics to `sink` (see [`crate::telemetry::metrics`]).
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = Some(sink);
+        self
+    }
+
     /// Makes every handler idempotent.
     pub fn with_idempotency(mut self, idempotency: Idempotency) -> Self {
         self.idempotency = Some(idempotency);
@@ -357,7 +372,8 @@ impl<S: Send + Sync + 'static> Consumer<S> {
 
     /// Wires the consumer the way every orderflow function runs: DynamoDB idempotency in
     /// `env.idempotency_table`, a publisher to `env.events_topic_arn` (if any), and SQS access
-    /// for the DLQ and retry delays. Clients are built once, here, from `sdk`.
+    /// for the DLQ and retry delays, and EMF metrics on standard output if `env.metrics` names a
+    /// namespace. Clients are built once, here, from `sdk`.
     pub fn wired(self, sdk: &aws_config::SdkConfig, env: &ConsumerEnv) -> Self {
         let store = crate::idempotency::DynamoIdempotencyStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -372,6 +388,9 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         if let Some(topic) = &env.events_topic_arn {
             consumer = consumer
                 .with_publisher(Publisher::new(aws_sdk_sns::Client::new(sdk), topic.clone()));
+        }
+        if let Some(metrics) = EmfMetrics::stdout(&env.metrics, &consumer.name) {
+            consumer = consumer.with_metrics(Arc::new(metrics));
         }
         consumer
     }
@@ -401,13 +420,16 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     }
 
     /// Processes a batch and returns the partial batch response, or an error when every
-    /// record failed (if so configured).
+    /// record failed (if so configured); the invocation's metrics go to the metrics sink.
     pub async fn handle(
         &self,
         event: SqsEvent,
         invocation: Invocation,
     ) -> Result<SqsBatchResponse, BatchError> {
         let outcome = self.process(&event, &invocation).await;
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&InvocationMetrics::of(&outcome, &invocation));
+        }
         if self.options.fail_when_all_fail && outcome.all_failed() {
             let first = outcome
                 .records
@@ -432,7 +454,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         });
         // Futures are made by named async fns, not closures over borrowed records: rustc
         // cannot prove a closure-built stream `Send`, and the batch future must be spawnable.
-        let mut outcomes: Vec<(usize, RecordOutcome)> = if fifo {
+        let mut outcomes: Vec<(usize, RecordOutcome, RecordStats)> = if fifo {
             self.process_fifo(records, invocation).await
         } else {
             let futures: Vec<_> = records
@@ -445,13 +467,13 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 .collect()
                 .await
         };
-        outcomes.sort_by_key(|(i, _)| *i);
-        let outcome = BatchOutcome {
-            records: outcomes
-                .into_iter()
-                .map(|(i, o)| (records[i].message_id.clone().unwrap_or_default(), o))
-                .collect(),
-        };
+        outcomes.sort_by_key(|(i, _, _)| *i);
+        let mut outcome = BatchOutcome::default();
+        for (i, record_outcome, stats) in outcomes {
+            let message_id = records[i].message_id.clone().unwrap_or_default();
+            outcome.records.push((message_id, record_outcome));
+            outcome.stats.push(stats);
+        }
         let failed = outcome
             .records
             .iter()
@@ -466,7 +488,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         &self,
         records: &[SqsMessage],
         invocation: &Invocation,
-    ) -> Vec<(usize, RecordOutcome)> {
+    ) -> Vec<(usize, RecordOutcome, RecordStats)> {
         let mut groups: BTreeMap<&str, Vec<(usize, &SqsMessage)>> = BTreeMap::new();
         for (i, record) in records.iter().enumerate() {
             let group = record
@@ -480,7 +502,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             .into_values()
             .map(|group| self.process_group(group, invocation))
             .collect();
-        let per_group: Vec<Vec<(usize, RecordOutcome)>> = stream::iter(futures)
+        let per_group: Vec<Vec<(usize, RecordOutcome, RecordStats)>> = stream::iter(futures)
             .buffer_unordered(self.options.max_concurrency.max(1))
             .collect()
             .await;
@@ -492,19 +514,19 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         &self,
         group: Vec<(usize, &SqsMessage)>,
         invocation: &Invocation,
-    ) -> Vec<(usize, RecordOutcome)> {
+    ) -> Vec<(usize, RecordOutcome, RecordStats)> {
         let mut outcomes = Vec::with_capacity(group.len());
         let mut blocked = false;
         for (i, record) in group {
             if blocked {
                 let outcome = RecordOutcome::NotAttempted("an earlier message of its group failed");
                 record::log_done(&record::span_for(record), &outcome, Instant::now());
-                outcomes.push((i, outcome));
+                outcomes.push((i, outcome, RecordStats::default()));
                 continue;
             }
-            let outcome = self.process_guarded(record, invocation).await;
+            let (outcome, stats) = self.process_guarded(record, invocation).await;
             blocked = outcome.is_failure();
-            outcomes.push((i, outcome));
+            outcomes.push((i, outcome, stats));
         }
         outcomes
     }
@@ -514,27 +536,39 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         i: usize,
         record: &SqsMessage,
         invocation: &Invocation,
-    ) -> (usize, RecordOutcome) {
-        (i, self.process_guarded(record, invocation).await)
+    ) -> (usize, RecordOutcome, RecordStats) {
+        let (outcome, stats) = self.process_guarded(record, invocation).await;
+        (i, outcome, stats)
     }
 
     /// One record, unless the deadline is too close to start it, and never past the deadline
     /// margin: a record still running then (a call that hangs) is reported failed, so the batch
     /// answers in time and the records that did finish are not delivered again.
-    async fn process_guarded(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+    async fn process_guarded(
+        &self,
+        record: &SqsMessage,
+        invocation: &Invocation,
+    ) -> (RecordOutcome, RecordStats) {
         let span = record::span_for(record);
         let started = Instant::now();
+        let mut stats = RecordStats::default();
         let outcome = self
-            .process_in_time(record, invocation)
+            .process_in_time(record, invocation, &mut stats)
             .instrument(span.clone())
             .await;
+        stats.duration = started.elapsed();
         record::log_done(&span, &outcome, started);
-        outcome
+        (outcome, stats)
     }
 
-    async fn process_in_time(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+    async fn process_in_time(
+        &self,
+        record: &SqsMessage,
+        invocation: &Invocation,
+        stats: &mut RecordStats,
+    ) -> RecordOutcome {
         let Some(left) = invocation.remaining() else {
-            return self.process_caught(record, invocation).await;
+            return self.process_caught(record, invocation, stats).await;
         };
         let Some(budget) = left.checked_sub(self.options.deadline_margin) else {
             warn!(message_id = ?record.message_id, "deadline too close; returning the record unprocessed");
@@ -542,7 +576,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 "the invocation's deadline was too close to start it",
             );
         };
-        match tokio::time::timeout(budget, self.process_caught(record, invocation)).await {
+        match tokio::time::timeout(budget, self.process_caught(record, invocation, stats)).await {
             Ok(outcome) => outcome,
             Err(_) => {
                 warn!(message_id = ?record.message_id, "the record did not finish before the deadline; returning it for a retry");
@@ -552,9 +586,14 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     }
 
     /// One record; a panic even in the DLQ hand-off fails it alone.
-    async fn process_caught(&self, record: &SqsMessage, invocation: &Invocation) -> RecordOutcome {
+    async fn process_caught(
+        &self,
+        record: &SqsMessage,
+        invocation: &Invocation,
+        stats: &mut RecordStats,
+    ) -> RecordOutcome {
         use futures::FutureExt;
-        std::panic::AssertUnwindSafe(self.process_record(record, invocation))
+        std::panic::AssertUnwindSafe(self.process_record(record, invocation, stats))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {

@@ -1,5 +1,7 @@
 //! What happened to each record of a batch, and the response Lambda reads.
 
+use std::time::Duration;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 
 use super::RecordError;
@@ -55,11 +57,37 @@ impl RecordOutcome {
     }
 }
 
+/// How a duplicate was recognised, cheapest first.
+#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+pub enum DuplicateBy {
+    /// The warm environment's cache of completed keys: no request.
+    Cache,
+    /// The idempotency record, found completed when acquiring it.
+    Record,
+    /// The transactional commit, cancelled because the record was already completed.
+    Transaction,
+}
+
+/// What one record's processing measured, for the invocation's metrics.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RecordStats {
+    /// From start to settled (decode, handler, follow-ups, DLQ hand-off).
+    pub duration: Duration,
+    /// Now − the event's `occurredAt`, once decoded (zero for an event from the future).
+    pub event_age: Option<Duration>,
+    /// Follow-up events handed to the event sink.
+    pub follow_ups: usize,
+    /// How it was found to be a duplicate, if it was one.
+    pub duplicate_by: Option<DuplicateBy>,
+}
+
 /// Every record's outcome, in batch order.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
     /// `(message id, outcome)` per record.
     pub records: Vec<(String, RecordOutcome)>,
+    /// What each record's processing measured, in the same order.
+    pub stats: Vec<RecordStats>,
 }
 
 impl BatchOutcome {

@@ -11,7 +11,9 @@ use tracing::info;
 
 use super::idempotent::{IdempotencyLayer, Layered, WRITES_WITHOUT_TRANSACTION};
 use super::settle::Processed;
-use super::{Consumer, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, Route};
+use super::{
+    Consumer, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, RecordStats, Route,
+};
 use crate::event::Event;
 use crate::sns::{SqsBody, message_body};
 
@@ -62,6 +64,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         &self,
         record: &SqsMessage,
         invocation: &Invocation,
+        stats: &mut RecordStats,
     ) -> RecordOutcome {
         let unwrapped = record.body.as_deref().map(message_body);
         let sns_message_id = match &unwrapped {
@@ -79,7 +82,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 let message = body.message().unwrap_or_default();
                 // A panic anywhere on the record's path (decoding, routing, idempotency,
                 // the handler, publishing) fails this record alone.
-                AssertUnwindSafe(self.run(message, &meta, invocation))
+                AssertUnwindSafe(self.run(message, &meta, invocation, stats))
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic))))
@@ -94,8 +97,14 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         message: &str,
         meta: &RecordMeta,
         invocation: &Invocation,
+        stats: &mut RecordStats,
     ) -> Result<Processed, RecordError> {
         let event = Event::decode(message.as_bytes())?;
+        stats.event_age = Some(
+            (chrono::Utc::now() - event.occurred_at)
+                .to_std()
+                .unwrap_or_default(),
+        );
         let span = tracing::Span::current();
         span.record("event_id", tracing::field::display(event.event_id));
         span.record("event_type", event.event_type().as_str());
@@ -126,7 +135,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                     WRITES_WITHOUT_TRANSACTION.into(),
                 ));
             }
-            self.send(&outcome.events).await?;
+            self.send(&outcome.events, stats).await?;
             return Ok(Processed::Handled);
         };
         let claim = idempotency.claim(&self.name, &event, invocation.deadline);
@@ -136,11 +145,12 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         };
         match layer.run(claim, || self.call(route, event, meta)).await? {
             Layered::Handled(events) => {
-                self.send(&events).await?;
+                self.send(&events, stats).await?;
                 Ok(Processed::Handled)
             }
-            Layered::Duplicate(events) => {
-                self.send(&events).await?;
+            Layered::Duplicate(events, how) => {
+                stats.duplicate_by = Some(how);
+                self.send(&events, stats).await?;
                 Ok(Processed::Duplicate)
             }
         }
@@ -169,8 +179,8 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         }
     }
 
-    /// Sends follow-up events to the event sink.
-    async fn send(&self, events: &[Event]) -> Result<(), RecordError> {
+    /// Sends follow-up events to the event sink (counted in `stats` once sent).
+    async fn send(&self, events: &[Event], stats: &mut RecordStats) -> Result<(), RecordError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -179,9 +189,13 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 "the handler emitted events but the consumer has no event sink".into(),
             ));
         };
-        sink.send(events).await.map_err(|err| RecordError::Publish {
-            message: err.message,
-            retryable: err.retryable,
-        })
+        sink.send(events)
+            .await
+            .map_err(|err| RecordError::Publish {
+                message: err.message,
+                retryable: err.retryable,
+            })?;
+        stats.follow_ups += events.len();
+        Ok(())
     }
 }

@@ -283,6 +283,7 @@ async fn records_are_not_started_when_the_deadline_is_too_close() {
     let invocation = Invocation {
         request_id: "r".into(),
         deadline: Some(SystemTime::now() + Duration::from_millis(100)),
+        ..Invocation::default()
     };
     let consumer = consumer();
     let outcome = consumer
@@ -657,6 +658,7 @@ async fn a_call_that_hangs_does_not_keep_the_batch_past_its_deadline() {
     let invocation = Invocation {
         request_id: "r".into(),
         deadline: Some(deadline),
+        ..Invocation::default()
     };
     let records = vec![
         record("ok", &order("ord-1", "c").encode().unwrap(), QUEUE, None),
@@ -712,6 +714,7 @@ async fn an_endpoint_that_never_answers_does_not_keep_the_batch_past_its_deadlin
     let invocation = Invocation {
         request_id: "r".into(),
         deadline: Some(deadline),
+        ..Invocation::default()
     };
     let body = order("ord-1", "c").encode().unwrap();
     let outcome = consumer

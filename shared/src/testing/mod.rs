@@ -1,7 +1,7 @@
 //! What a consumer's unit tests (and the local runner) need to play AWS's part, behind the
 //! `testing` feature: the Lambda `SqsEvent` an event source mapping would deliver
 //! ([`sqs_event`]), in-memory adapters of the effect ports ([`RecordingSink`],
-//! [`RecordingDeadLetters`]), [`TestConsumer`], a consumer wired to in-memory adapters of
+//! [`RecordingDeadLetters`], [`RecordingMetrics`]), [`TestConsumer`], a consumer wired to in-memory adapters of
 //! every port and fed one event at a time, and [`LogCapture`], what was logged.
 //!
 //! ```
@@ -30,7 +30,7 @@ pub mod sqs_event;
 use std::sync::Arc;
 
 pub use logs::LogCapture;
-pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingSink};
+pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingMetrics, RecordingSink};
 
 use crate::consume::{Consumer, ConsumerConfigError, Invocation, RecordOutcome};
 use crate::event::{Event, EventError};

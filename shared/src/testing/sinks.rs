@@ -8,6 +8,7 @@ use aws_lambda_events::event::sqs::SqsMessage;
 
 use crate::consume::{DeadLetterSink, EventSink, RecordError, RecordMeta, SinkError};
 use crate::event::Event;
+use crate::telemetry::metrics::{InvocationMetrics, MetricsSink};
 
 /// An [`EventSink`] that keeps every event it is given.
 #[derive(Debug, Default)]
@@ -97,6 +98,35 @@ impl DeadLetterSink for RecordingDeadLetters {
     async fn delay_retry(&self, _record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
         if let Ok(mut delays) = self.delays.lock() {
             delays.push((meta.message_id.clone(), delay));
+        }
+    }
+}
+
+/// A [`MetricsSink`] that keeps every invocation's metrics.
+#[derive(Debug, Default)]
+pub struct RecordingMetrics {
+    invocations: Mutex<Vec<InvocationMetrics>>,
+}
+
+impl RecordingMetrics {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every invocation's metrics so far, in order.
+    pub fn invocations(&self) -> Vec<InvocationMetrics> {
+        self.invocations
+            .lock()
+            .map(|i| i.clone())
+            .unwrap_or_default()
+    }
+}
+
+impl MetricsSink for RecordingMetrics {
+    fn record(&self, metrics: &InvocationMetrics) {
+        if let Ok(mut recorded) = self.invocations.lock() {
+            recorded.push(metrics.clone());
         }
     }
 }

@@ -61,6 +61,7 @@ async fn drain<S: Send + Sync + 'static>(
                     let invocation = Invocation {
                         request_id: "hot".into(),
                         deadline: Some(SystemTime::now() + Duration::from_secs(15)),
+                        ..Invocation::default()
                     };
                     let response = consumer.process(&event, &invocation).await.response();
                     aws.acknowledge(&queue, &messages, &response).await;
@@ -107,6 +108,7 @@ async fn many_concurrent_orders_for_one_day_and_one_sku_end_exact_with_every_dlq
         idempotency_table: idempotency,
         events_topic_arn: Some(topic.clone()),
         dead_letter_queue_url: None,
+        metrics: Default::default(),
     };
     // Retries of a failed record come back in seconds here, so five failed receives would
     // reach the DLQ within the test.

@@ -270,6 +270,7 @@ async fn a_consumer_whose_table_does_not_exist_dead_letters_at_once_naming_the_t
                 idempotency_table: idempotency,
                 events_topic_arn: None,
                 dead_letter_queue_url: None,
+                metrics: Default::default(),
             },
             payments_table: missing.clone(),
             amount_limit: Decimal::from(10_000),

@@ -1,4 +1,4 @@
-//! Structured logging shared by the CLI and the Lambda functions.
+//! Structured logging: JSON lines in Lambda, compact text elsewhere.
 
 use tracing_subscriber::EnvFilter;
 
