@@ -16,6 +16,7 @@ pub mod filter;
 pub mod function;
 pub mod http_api;
 pub mod logs;
+pub mod metrics;
 pub mod provision;
 pub mod sqs_source;
 pub mod stream_source;

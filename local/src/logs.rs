@@ -111,3 +111,30 @@ impl LogSink {
         self.print("runner", text);
     }
 }
+
+/// The function log files (`<Function>.log`) in `dir` and in its subdirectories (one per
+/// stack), sorted.
+pub fn function_log_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.to_owned()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        dirs.extend(
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir()),
+        );
+    }
+    for dir in dirs {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            files.extend(
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.to_string_lossy().ends_with("Function.log")),
+            );
+        }
+    }
+    files.sort();
+    files
+}

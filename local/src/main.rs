@@ -34,6 +34,13 @@ enum Command {
         #[arg(long, default_value = "target/local-logs")]
         log_dir: PathBuf,
     },
+    /// Every function's metrics from the EMF documents in its log (as CloudWatch would extract
+    /// them): invocations, records, failures, duplicates, DLQ sends by kind, p50 / p99 duration.
+    Metrics {
+        /// Where function logs went (this folder and the ones in it).
+        #[arg(long, default_value = "target/local-logs")]
+        log_dir: PathBuf,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -113,6 +120,18 @@ fn config(common: &Common) -> Config {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Metrics { log_dir } => {
+            let functions = orderflow_local::metrics::collect(&log_dir);
+            if functions.is_empty() {
+                bail!(
+                    "no function wrote an EMF document under {} (metrics are on when \
+                     POWERTOOLS_METRICS_NAMESPACE is set, as the template does)",
+                    log_dir.display()
+                );
+            }
+            print!("{}", orderflow_local::metrics::render(&functions));
+            Ok(())
+        }
         Command::Trace { id, log_dir } => {
             let steps = orderflow_local::trace::follow(&log_dir, &id);
             if steps.is_empty() {

@@ -2,9 +2,11 @@
 //! order id, or its correlation id), in time order. The functions log JSON lines with a
 //! `record` span (see README, "Operating"); the runner keeps one file per function.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
+
+use crate::logs::function_log_files;
 
 /// One line about the order.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,32 +27,6 @@ pub struct Step {
     pub duration_ms: Option<f64>,
 }
 
-/// The function log files in `dir` and in its subdirectories (one per stack).
-fn log_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut dirs = vec![dir.to_owned()];
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        dirs.extend(
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_dir()),
-        );
-    }
-    for dir in dirs {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            files.extend(
-                entries
-                    .filter_map(Result::ok)
-                    .map(|e| e.path())
-                    .filter(|p| p.to_string_lossy().ends_with("Function.log")),
-            );
-        }
-    }
-    files.sort();
-    files
-}
-
 fn text(value: &Value) -> Option<String> {
     value.as_str().map(str::to_owned)
 }
@@ -59,7 +35,7 @@ fn text(value: &Value) -> Option<String> {
 /// in time order.
 pub fn follow(dir: &Path, id: &str) -> Vec<Step> {
     let mut steps = Vec::new();
-    for file in log_files(dir) {
+    for file in function_log_files(dir) {
         let function = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())

@@ -13,6 +13,7 @@ use orderflow::Event;
 use orderflow::consume::{Consumer, HandlerError, Invocation, Message, Outcome};
 use orderflow::event::{OrderPlaced, examples};
 use orderflow::idempotency::{Idempotency, InMemoryIdempotencyStore};
+use orderflow::telemetry::metrics::{EmfMetrics, InvocationMetrics, MetricsConfig, MetricsSink};
 
 async fn noop(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
     Ok(Outcome::done())
@@ -68,5 +69,79 @@ fn consumer_batch(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, event_codec, consumer_batch);
+/// What telemetry adds: the same batch through `Consumer::handle` bare, with the EMF metrics
+/// sink, and with the metrics and JSON logs at info (both written to `io::sink`, so the
+/// figures are formatting, not the terminal); and what metrics add to a cold start (building
+/// the writer and writing the first document).
+fn telemetry(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = MetricsConfig {
+        namespace: Some("orderflow-bench".into()),
+        service: None,
+        function_name: Some("orderflow-bench-payment".into()),
+    };
+    let consumer = || {
+        Consumer::new("bench", ())
+            .on(noop)
+            .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+    };
+    let bare = consumer();
+    let measured = consumer().with_metrics(Arc::new(
+        EmfMetrics::to_writer(&config, "bench", Box::new(std::io::sink())).unwrap(),
+    ));
+    let mut group = c.benchmark_group("telemetry: handle 10 SNS-wrapped records");
+    group.bench_function("no metrics, no log subscriber", |b| {
+        b.iter_batched(
+            || batch(10),
+            |event| runtime.block_on(bare.handle(event, Invocation::default())),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("EMF metrics", |b| {
+        b.iter_batched(
+            || batch(10),
+            |event| runtime.block_on(measured.handle(event, Invocation::default())),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("EMF metrics and JSON logs at info", |b| {
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_env_filter("info")
+            .with_writer(std::io::sink)
+            .finish();
+        let _logging = tracing::subscriber::set_default(subscriber);
+        b.iter_batched(
+            || batch(10),
+            |event| runtime.block_on(measured.handle(event, Invocation::default())),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    let first = InvocationMetrics {
+        request_id: "r".into(),
+        cold_start: true,
+        received: 10,
+        succeeded: 10,
+        handler_ms: vec![0.1; 10],
+        event_age_ms: vec![5.0; 10],
+        ..InvocationMetrics::default()
+    };
+    c.bench_function(
+        "telemetry: build the EMF writer and write the first document",
+        |b| {
+            b.iter(|| {
+                let sink =
+                    EmfMetrics::to_writer(&config, "bench", Box::new(std::io::sink())).unwrap();
+                sink.record(black_box(&first));
+            })
+        },
+    );
+}
+
+criterion_group!(benches, event_codec, consumer_batch, telemetry);
 criterion_main!(benches);

@@ -13,7 +13,7 @@
 //! - [`env`](mod@env): reading a function's configuration from the environment the template sets.
 //! - [`aws`]: the one place an `SdkConfig` is built and SDK errors are classified.
 //! - [`error`]: [`Classify`], what every error says about itself (can a retry help?).
-//! - [`telemetry`]: structured logging set-up shared by the CLI and the Lambda functions.
+//! - [`telemetry`]: structured logs and EMF metrics, shared by the CLI and the Lambda functions.
 //! - `testing` (feature `testing`): what a consumer's unit tests need: SQS events built from
 //!   events, in-memory adapters of every port, a consumer wired to them.
 

@@ -2,6 +2,8 @@
 //! against the EMF specification (`tests/fixtures/emf.schema.json` plus the rules a schema
 //! cannot state: every declared metric and dimension present at the root, with the right type).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 

@@ -219,7 +219,7 @@ impl Flow {
                 stats.stream_records += batch.records.len();
                 moved += batch.records.len();
                 for _ in 0..deliveries {
-                    let response = self.relay.handle(&batch).await;
+                    let response = self.relay.handle(&batch, "flow").await;
                     assert!(
                         response.batch_item_failures.is_empty(),
                         "the relay failed: {response:?}"

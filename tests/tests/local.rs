@@ -127,6 +127,42 @@ async fn orders_end_confirmed_declined_and_out_of_stock_across_every_table() {
             "{customer}'s email is in the logs"
         );
     }
+    // Each function wrote EMF documents (the template sets the namespace) counting what the
+    // runner delivered to it (the orders function also served the HTTP requests, which are not
+    // SQS records); the log files may trail the pipes by a moment.
+    // Both are read afresh until they agree: a late stream record (a status update the relay
+    // skips) may arrive after the snapshot above.
+    let counted = |delivered: &std::collections::BTreeMap<String, orderflow_local::Stats>,
+                   metrics: &std::collections::BTreeMap<
+        String,
+        orderflow_local::metrics::FunctionMetrics,
+    >| {
+        delivered.iter().all(|(function, delivered)| {
+            metrics.get(function).is_some_and(|m| {
+                (function == "OrdersFunction" || m.received == delivered.records as u64)
+                    && m.received > 0
+                    && m.succeeded + m.failed == m.received
+                    && m.dead_lettered_total() == 0
+            })
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let read = || {
+        (
+            deployed.runner.stats(),
+            orderflow_local::metrics::collect(deployed.runner.log.dir()),
+        )
+    };
+    let (mut delivered, mut metrics) = read();
+    while !counted(&delivered, &metrics) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (delivered, metrics) = read();
+    }
+    assert!(
+        counted(&delivered, &metrics),
+        "the metrics do not count what was delivered: {delivered:?}\n{}",
+        orderflow_local::metrics::render(&metrics)
+    );
     deployed.stop().await;
 }
 
@@ -181,6 +217,29 @@ async fn a_poison_message_reaches_every_consumers_dlq_at_once_and_the_rest_goes_
             "{service}: on the first attempt"
         );
         assert!(messages.iter().all(|m| !m.error_message.is_empty()));
+    }
+    // The metrics count the same dead letters, by kind.
+    let metrics = orderflow_local::metrics::collect(deployed.runner.log.dir());
+    for function in [
+        "OrdersFunction",
+        "PaymentFunction",
+        "InventoryFunction",
+        "NotificationFunction",
+        "AnalyticsFunction",
+    ] {
+        let by_kind = metrics
+            .get(function)
+            .map(|m| m.dead_lettered.clone())
+            .unwrap_or_default();
+        assert_eq!(
+            by_kind,
+            [
+                ("MalformedJson".to_owned(), 1),
+                ("UnsupportedVersion".to_owned(), 1)
+            ]
+            .into(),
+            "{function}'s RecordsDeadLettered by ErrorKind"
+        );
     }
     deployed.stop().await;
 }

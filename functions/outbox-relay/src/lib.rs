@@ -21,6 +21,10 @@ use std::sync::Arc;
 
 use orderflow::Publisher;
 use orderflow::env::{EnvError, FromVars, Vars};
+use orderflow::telemetry::metrics::{EmfMetrics, MetricsConfig};
+
+/// The relay's name: its metrics' `Service` unless `POWERTOOLS_SERVICE_NAME` says otherwise.
+pub const NAME: &str = "outbox-relay";
 
 pub use orderflow::outbox::{
     DEFAULT_MAX_ATTEMPTS, DynamoOutboxStore, FailureSink, OutboxRecord, OutboxRow, OutboxStore,
@@ -38,6 +42,8 @@ pub struct Config {
     pub failure_queue_url: String,
     /// `MAX_PUBLISH_ATTEMPTS`: failed attempts before a row is set aside (default 5).
     pub max_attempts: u32,
+    /// The `POWERTOOLS_METRICS_*` variables: where each invocation's metrics go.
+    pub metrics: MetricsConfig,
 }
 
 impl FromVars for Config {
@@ -47,13 +53,15 @@ impl FromVars for Config {
             events_topic_arn: vars.required(orderflow::env::vars::EVENTS_TOPIC_ARN)?,
             failure_queue_url: vars.required("FAILURE_QUEUE_URL")?,
             max_attempts: vars.parsed("MAX_PUBLISH_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)?,
+            metrics: MetricsConfig::from_vars(vars)?,
         })
     }
 }
 
-/// The relay as the Lambda runs it.
+/// The relay as the Lambda runs it (EMF metrics on standard output when the environment names
+/// a namespace).
 pub fn relay(sdk: &aws_config::SdkConfig, config: Config) -> Relay {
-    Relay::new(
+    let relay = Relay::new(
         Publisher::new(aws_sdk_sns::Client::new(sdk), config.events_topic_arn),
         Arc::new(DynamoOutboxStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
@@ -64,5 +72,9 @@ pub fn relay(sdk: &aws_config::SdkConfig, config: Config) -> Relay {
             config.failure_queue_url,
         )),
     )
-    .with_max_attempts(config.max_attempts)
+    .with_max_attempts(config.max_attempts);
+    match EmfMetrics::stdout(&config.metrics, NAME) {
+        Some(metrics) => relay.with_metrics(Arc::new(metrics)),
+        None => relay,
+    }
 }

@@ -15,7 +15,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let relay = Arc::new(relay(&sdk, config));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<StreamEvent>| {
         let relay = relay.clone();
-        async move { Ok::<_, lambda_runtime::Error>(relay.handle(&event.payload).await) }
+        async move {
+            Ok::<_, lambda_runtime::Error>(
+                relay
+                    .handle(&event.payload, &event.context.request_id)
+                    .await,
+            )
+        }
     }))
     .await
 }

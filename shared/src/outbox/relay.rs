@@ -2,6 +2,7 @@
 //! sent, or set aside; the stream is retried from the first row that may still succeed.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -9,6 +10,7 @@ use tracing::{error, info, warn};
 
 use super::row::{OutboxRecord, OutboxRow, outbox_record};
 use super::store::{FailureSink, OutboxStore, SetAside};
+use crate::telemetry::metrics::{InvocationMetrics, MetricsSink};
 use crate::{PublishError, Publisher};
 
 /// Failed attempts after which a row is set aside by default.
@@ -20,6 +22,9 @@ pub struct Relay {
     outbox: Arc<dyn OutboxStore>,
     failures: Arc<dyn FailureSink>,
     max_attempts: u32,
+    metrics: Option<Arc<dyn MetricsSink>>,
+    /// Whether this process has handled a batch yet (for `ColdStart`).
+    served: AtomicBool,
 }
 
 /// What became of one row in this invocation.
@@ -27,7 +32,8 @@ enum Fate {
     Published,
     /// Retry the stream from this record.
     Retry,
-    SetAside,
+    /// Set aside in the failure queue, with this `errorKind`.
+    SetAside(&'static str),
 }
 
 impl Relay {
@@ -43,7 +49,18 @@ impl Relay {
             outbox,
             failures,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            metrics: None,
+            served: AtomicBool::new(false),
         }
+    }
+
+    /// Gives each invocation's metrics to `sink`: the consumer's metrics, read for a stream
+    /// (records received; succeeded: published or not an outbox row; failed: retried by the
+    /// stream; dead-lettered: set aside, by kind; follow-ups: events published; event age:
+    /// since the row was written).
+    pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = Some(sink);
+        self
     }
 
     /// Sets rows aside after `max_attempts` failed attempts (at least 1).
@@ -52,15 +69,52 @@ impl Relay {
         self
     }
 
-    /// One batch of stream records: publish every outbox event; report the first record to
-    /// retry from.
-    pub async fn handle(&self, batch: &StreamEvent) -> DynamoDbEventResponse {
+    /// One batch of stream records (of the invocation `request_id`): publish every outbox
+    /// event; report the first record to retry from.
+    pub async fn handle(&self, batch: &StreamEvent, request_id: &str) -> DynamoDbEventResponse {
+        let mut metrics = InvocationMetrics {
+            request_id: request_id.to_owned(),
+            cold_start: !self.served.swap(true, Ordering::Relaxed),
+            received: batch.records.len(),
+            ..InvocationMetrics::default()
+        };
+        let now = chrono::Utc::now();
+        let mut fates = Vec::with_capacity(batch.records.len());
+        let response = self.relay(batch, &mut fates).await;
+        for (i, fate) in fates {
+            match fate {
+                Some(Fate::Published) => {
+                    metrics.succeeded += 1;
+                    metrics.follow_ups += 1;
+                    let written = batch.records[i].change.approximate_creation_date_time;
+                    metrics.event_age_ms.push(
+                        (now - written).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
+                    );
+                }
+                None => metrics.succeeded += 1,
+                Some(Fate::Retry) => metrics.failed += 1,
+                Some(Fate::SetAside(kind)) => *metrics.dead_lettered.entry(kind).or_default() += 1,
+            }
+        }
+        if let Some(sink) = &self.metrics {
+            sink.record(&metrics);
+        }
+        response
+    }
+
+    /// The batch's rows published or set aside; each record's fate (`None`: not an outbox
+    /// row) in `fates`.
+    async fn relay(
+        &self,
+        batch: &StreamEvent,
+        fates: &mut Vec<(usize, Option<Fate>)>,
+    ) -> DynamoDbEventResponse {
         let mut first_retry: Option<usize> = None;
         let mut rows = Vec::new();
         for (i, record) in batch.records.iter().enumerate() {
             let sequence_number = record.change.sequence_number.clone();
             match outbox_record(record) {
-                OutboxRecord::NotOutbox => {}
+                OutboxRecord::NotOutbox => fates.push((i, None)),
                 OutboxRecord::Row(row) => rows.push((i, *row)),
                 OutboxRecord::Unreadable { key, reason, image } => {
                     error!(pk = %key.0, sk = %key.1, %reason, "unreadable outbox row; setting it aside");
@@ -73,9 +127,11 @@ impl Relay {
                         attempts: 0,
                         sequence_number,
                     };
-                    if let Fate::Retry = self.set_aside(&aside).await {
+                    let fate = self.set_aside(&aside).await;
+                    if let Fate::Retry = fate {
                         first_retry = first_retry.or(Some(i));
                     }
+                    fates.push((i, Some(fate)));
                 }
             }
         }
@@ -96,6 +152,7 @@ impl Relay {
             if let Fate::Retry = fate {
                 first_retry = Some(first_retry.map_or(*i, |f| f.min(*i)));
             }
+            fates.push((*i, Some(fate)));
         }
         let mut response = DynamoDbEventResponse::default();
         if let Some(i) = first_retry {
@@ -153,7 +210,7 @@ impl Relay {
 
     async fn set_aside(&self, row: &SetAside) -> Fate {
         match self.failures.set_aside(row).await {
-            Ok(()) => Fate::SetAside,
+            Ok(()) => Fate::SetAside(row.kind),
             Err(err) => {
                 error!(pk = %row.key.0, sk = %row.key.1, error = %err, "could not set the row aside; the stream will retry");
                 Fate::Retry
@@ -280,13 +337,15 @@ mod tests {
         // GIVEN SNS refuses the first of three rows for good
         let outbox = Arc::new(Outbox::default());
         let aside = Arc::new(Aside::default());
+        let metrics = Arc::new(crate::testing::RecordingMetrics::new());
         let relay = Relay::new(
             publisher(vec![answer(&[1, 2], &[(0, "InvalidParameter", true)])]),
             outbox.clone(),
             aside.clone(),
-        );
+        )
+        .with_metrics(metrics.clone());
         // WHEN the relay handles the batch
-        let response = relay.handle(&outbox_batch(3)).await;
+        let response = relay.handle(&outbox_batch(3), "r").await;
         // THEN nothing is retried, the rows behind it are sent, and it is set aside with why
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
         assert_eq!(*outbox.sent.lock().unwrap(), ["OUTBOX#1", "OUTBOX#2"]);
@@ -300,6 +359,16 @@ mod tests {
             "{}",
             aside[0].message
         );
+        // AND its metrics say so: two published, one set aside by kind, none retried
+        let invocation = &metrics.invocations()[0];
+        assert!(invocation.cold_start);
+        assert_eq!(
+            (invocation.received, invocation.succeeded, invocation.failed),
+            (3, 2, 0)
+        );
+        assert_eq!(invocation.follow_ups, 2);
+        assert_eq!(invocation.event_age_ms.len(), 2);
+        assert_eq!(invocation.dead_lettered.get("PublishRejected"), Some(&1));
     }
 
     #[tokio::test]
@@ -314,15 +383,23 @@ mod tests {
         )
         .with_max_attempts(2);
         // First attempt: retry from the failed record (the second).
-        let first = relay.handle(&outbox_batch(2)).await;
+        let metrics = Arc::new(crate::testing::RecordingMetrics::new());
+        let relay = relay.with_metrics(metrics.clone());
+        let first = relay.handle(&outbox_batch(2), "r").await;
         assert_eq!(
             first.batch_item_failures[0].item_identifier.as_deref(),
             Some("101")
         );
         assert!(aside.0.lock().unwrap().is_empty());
         // Second attempt: out of attempts, set aside; the shard moves on.
-        let second = relay.handle(&outbox_batch(2)).await;
+        let second = relay.handle(&outbox_batch(2), "r").await;
         assert!(second.batch_item_failures.is_empty());
+        let counted: Vec<(usize, usize, bool)> = metrics
+            .invocations()
+            .iter()
+            .map(|m| (m.failed, m.dead_lettered_total(), m.cold_start))
+            .collect();
+        assert_eq!(counted, [(1, 0, true), (0, 1, false)]);
         let aside = aside.0.lock().unwrap();
         assert_eq!((aside[0].kind, aside[0].attempts), ("PublishRejected", 2));
     }
@@ -337,7 +414,7 @@ mod tests {
         );
         let mut batch = outbox_batch(1);
         batch.records[0].change.new_image.remove("event");
-        let response = relay.handle(&batch).await;
+        let response = relay.handle(&batch, "r").await;
         assert!(response.batch_item_failures.is_empty());
         assert_eq!(aside.0.lock().unwrap()[0].kind, "OutboxRowUnreadable");
     }

@@ -243,7 +243,7 @@ impl MetricsSink for EmfMetrics {
             text.push_str(&document);
             text.push('\n');
         }
-        // One write per invocation: the documents' lines never interleave with a log line.
+        // One write per invocation: each document reaches the log as one whole line.
         let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(err) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             tracing::warn!(error = %err, "could not write the invocation's metrics");

@@ -409,6 +409,29 @@ async fn main() {
         );
     }
 
+    // The same run as CloudWatch would count it, from the EMF documents the functions wrote.
+    let functions = orderflow_local::metrics::collect(deployed.runner.log.dir());
+    println!("\nmetrics per function (EMF documents in their logs; orderflow-local metrics)");
+    print!("{}", orderflow_local::metrics::render(&functions));
+    for service in [
+        "Orders",
+        "Payment",
+        "Inventory",
+        "Notification",
+        "Analytics",
+    ] {
+        let function = format!("{service}Function");
+        let malformed = functions
+            .get(&function)
+            .and_then(|m| m.dead_lettered.get("MalformedJson"))
+            .copied()
+            .unwrap_or_default();
+        expect.check(
+            functions.get(&function).is_some_and(|m| m.invocations > 0 && m.received > 0) && malformed == 1,
+            format!("{function}'s metrics show {malformed} MalformedJson dead-lettered, as its DLQ does not"),
+        );
+    }
+
     deployed.stop().await;
     println!("\nfinished in {} s", started.elapsed().as_secs());
     if expect.0.is_empty() {

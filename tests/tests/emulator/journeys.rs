@@ -354,7 +354,7 @@ async fn the_relay_forwards_what_was_written_byte_for_byte_and_sets_aside_what_i
     // WHEN the relay handles the stream
     let batch = stream.next_batch().await;
     assert_eq!(batch.records.len(), 4);
-    let response = flow.relay.handle(&batch).await;
+    let response = flow.relay.handle(&batch, "journey").await;
 
     // THEN nothing holds the shard, the three publishable rows went out exactly as written
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
