@@ -48,8 +48,10 @@ impl FunctionMetrics {
         if total == 0 {
             return None;
         }
-        // Nearest rank: the smallest value with at least p% of the observations at or below it.
-        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        // Nearest rank: the smallest value with at least p% of the observations at or below it
+        // (in integers of per-mille, so 99.9 of 1000 is rank 999, not 1000).
+        let per_mille = (p * 10.0).round().clamp(0.0, 1000.0) as u64;
+        let rank = (per_mille * total).div_ceil(1000).max(1);
         let mut seen = 0;
         values.into_iter().find_map(|(value, n)| {
             seen += n;
@@ -101,14 +103,26 @@ fn observations(value: &Value) -> Vec<(f64, u64)> {
     }
 }
 
-/// Every function's metrics from the EMF documents in the logs under `dir`, by function.
+/// Every function's metrics from the EMF documents in the logs under `dir`, by function: its
+/// name for a log in `dir` itself, `<stack>/<function>` for one in a stack's folder under it
+/// (runs are never summed together).
 pub fn collect(dir: &Path) -> BTreeMap<String, FunctionMetrics> {
     let mut functions = BTreeMap::new();
     for file in function_log_files(dir) {
-        let function = file
+        let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        let function = match file.parent() {
+            Some(parent) if parent != dir => format!(
+                "{}/{stem}",
+                parent
+                    .file_name()
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_default()
+            ),
+            _ => stem,
+        };
         let Ok(content) = std::fs::read_to_string(&file) else {
             continue;
         };
@@ -132,7 +146,7 @@ pub fn collect(dir: &Path) -> BTreeMap<String, FunctionMetrics> {
 /// follow-ups and handler duration p50 / p99.
 pub fn render(functions: &BTreeMap<String, FunctionMetrics>) -> String {
     let mut out = format!(
-        "  {:<22} {:>6} {:>5} {:>8} {:>6} {:>5} {:>5} {:>6} {:>8} {:>8}  {}\n",
+        "  {:<36} {:>6} {:>5} {:>8} {:>6} {:>5} {:>5} {:>6} {:>8} {:>8}  {}\n",
         "function",
         "calls",
         "cold",
@@ -157,7 +171,7 @@ pub fn render(functions: &BTreeMap<String, FunctionMetrics>) -> String {
             .map(|(kind, n)| format!("{n} {kind}"))
             .collect();
         out.push_str(&format!(
-            "  {:<22} {:>6} {:>5} {:>8} {:>6} {:>5} {:>5} {:>6} {:>8} {:>8}  {}\n",
+            "  {:<36} {:>6} {:>5} {:>8} {:>6} {:>5} {:>5} {:>6} {:>8} {:>8}  {}\n",
             m.function,
             m.invocations,
             m.cold_starts,
@@ -208,8 +222,13 @@ mod tests {
         )
         .unwrap();
 
+        std::fs::write(dir.join("PaymentFunction.log"), invocation(1, 7, 7, "2.0")).unwrap();
         let functions = collect(&dir);
-        let payment = &functions["PaymentFunction"];
+        assert_eq!(
+            functions["PaymentFunction"].received, 7,
+            "a run in the folder itself"
+        );
+        let payment = &functions["of-run-1/PaymentFunction"];
         assert_eq!(
             payment.invocations, 3,
             "a log line with the same field is not a document"

@@ -14,13 +14,14 @@ use lambda_runtime::{Context, LambdaEvent, service_fn};
 
 use crate::consume::{BatchError, Consumer, Invocation};
 
-/// The invocation as the consumer sees it: request id and deadline (`cold_start` is set by
-/// [`handle`], which knows whether the process has served one before).
+/// The invocation as the consumer sees it: request id, deadline and trace id (`cold_start` is
+/// set by [`handle`], from [`first_invocation`]).
 pub fn invocation(context: &Context) -> Invocation {
     Invocation {
         request_id: context.request_id.clone(),
         deadline: Some(UNIX_EPOCH + Duration::from_millis(context.deadline)),
         cold_start: false,
+        trace_id: context.xray_trace_id.clone(),
     }
 }
 
@@ -38,25 +39,32 @@ pub async fn run_sqs<S: Send + Sync + 'static>(
     .await
 }
 
-/// Whether this process has served an SQS invocation yet.
+/// Whether this process has served an invocation yet.
 static SERVED: AtomicBool = AtomicBool::new(false);
 
+/// Whether this is the execution environment's first invocation; marks it served. [`handle`]
+/// calls it; a function that serves other events too (the orders API's HTTP requests) calls it
+/// for those, so the first of any kind is the cold one.
+pub fn first_invocation() -> bool {
+    first_of(&SERVED)
+}
+
 /// Whether this is the first invocation `served` has seen (and marks it seen).
-fn first_invocation(served: &AtomicBool) -> bool {
+fn first_of(served: &AtomicBool) -> bool {
     !served.swap(true, Ordering::Relaxed)
 }
 
 /// One invocation: the partial batch response, or an error if every record failed.
 ///
 /// Every line logged while it runs is in an `invocation` span naming the function and saying
-/// whether this is the environment's first SQS invocation (`cold_start`; the orders function
-/// also serves HTTP requests, which do not count); the runtime's own span around it carries the
-/// request id and the X-Ray trace id.
+/// whether this is the environment's first invocation (`cold_start`, from
+/// [`first_invocation`]); the runtime's own span around it carries the request id and the X-Ray
+/// trace id.
 pub async fn handle<S: Send + Sync + 'static>(
     consumer: &Consumer<S>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchError> {
-    let cold_start = first_invocation(&SERVED);
+    let cold_start = first_invocation();
     let span = tracing::info_span!(
         "invocation",
         function = %event.context.env_config.function_name,
@@ -144,9 +152,9 @@ mod tests {
     #[test]
     fn only_the_first_invocation_is_cold() {
         let served = AtomicBool::new(false);
-        assert!(first_invocation(&served));
-        assert!(!first_invocation(&served));
-        assert!(!first_invocation(&served));
+        assert!(first_of(&served));
+        assert!(!first_of(&served));
+        assert!(!first_of(&served));
     }
 
     #[test]

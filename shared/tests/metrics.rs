@@ -108,7 +108,7 @@ async fn an_invocations_metrics_count_every_outcome_and_how_each_duplicate_was_f
     assert_eq!(first.request_id, "req-1");
     assert!(first.cold_start);
     assert_eq!(first.received, 5);
-    // ord-1 handled, PaymentProcessed handled, OrderShipped ignored (no handler).
+    // ord-1 handled, PaymentProcessed handled, OrderConfirmed ignored (no handler).
     assert_eq!(first.succeeded, 3);
     assert_eq!(first.ignored, 1);
     assert_eq!(first.failed, 1, "the outage is returned for a retry");
@@ -126,26 +126,66 @@ async fn an_invocations_metrics_count_every_outcome_and_how_each_duplicate_was_f
 
     let cached = &invocations[1];
     assert!(!cached.cold_start);
-    assert_eq!(cached.duplicates.get(&DuplicateBy::Cache), Some(&1));
+    assert_eq!((cached.received, cached.succeeded), (1, 1));
+    assert_eq!(cached.duplicates_total(), 1);
+    assert_eq!(cached.duplicates_found_by(DuplicateBy::Cache), 1);
     assert_eq!(
         cached.follow_ups, 1,
         "a duplicate publishes its stored follow-up again"
     );
 
     let fresh = &invocations[2];
-    assert_eq!(fresh.duplicates.get(&DuplicateBy::Record), Some(&1));
-    assert_eq!(fresh.duplicates.get(&DuplicateBy::Transaction), Some(&1));
+    assert_eq!(fresh.duplicates_total(), 2);
+    assert_eq!(fresh.duplicates_found_by(DuplicateBy::Record), 1);
+    assert_eq!(fresh.duplicates_found_by(DuplicateBy::Transaction), 1);
     assert_eq!(fresh.succeeded, 2);
+    assert_eq!(fresh.follow_ups, 1, "ord-1's stored follow-up again");
 }
 
 #[tokio::test]
-async fn a_consumer_without_a_metrics_sink_still_answers() {
+async fn records_not_attempted_count_as_failed_without_a_duration() {
+    let metrics = Arc::new(RecordingMetrics::new());
+    let consumer = consumer(
+        &Arc::new(InMemoryIdempotencyStore::new()),
+        true,
+        metrics.clone(),
+    );
+    // A FIFO batch: in group "a" the outage fails and the order behind it is not attempted;
+    // group "b" goes through.
+    let fifo = "arn:aws:sqs:us-east-1:123456789012:payment.fifo";
+    let mut batch = sqs_event::bodies_as_records(
+        &[
+            placed("ord-2", "cust-outage").encode().unwrap(),
+            placed("ord-3", "cust-1").encode().unwrap(),
+            placed("ord-4", "cust-1").encode().unwrap(),
+        ],
+        fifo,
+    );
+    for (record, group) in batch.records.iter_mut().zip(["a", "a", "b"]) {
+        record
+            .attributes
+            .insert("MessageGroupId".into(), group.into());
+    }
+    let response = consumer.handle(batch, Invocation::default()).await.unwrap();
+    assert_eq!(response.batch_item_failures.len(), 2);
+    let invocation = &metrics.invocations()[0];
+    assert_eq!(
+        (invocation.received, invocation.failed, invocation.succeeded),
+        (3, 2, 1)
+    );
+    assert_eq!(
+        invocation.handler_ms.len(),
+        2,
+        "the record not attempted has no duration"
+    );
+    assert_eq!(invocation.follow_ups, 1);
+}
+
+#[tokio::test]
+async fn process_reports_what_each_record_measured_without_a_metrics_sink() {
     let consumer = Consumer::new("payment", ())
         .on(charge)
         .with_event_sink(Arc::new(RecordingSink::new()));
-    let event = sqs_event::raw(&[placed("ord-1", "cust-1")], QUEUE).unwrap();
-    let response = consumer.handle(event, Invocation::default()).await.unwrap();
-    assert!(response.batch_item_failures.is_empty());
     let outcome = consumer
         .process(
             &sqs_event::raw(&[placed("ord-2", "cust-1")], QUEUE).unwrap(),
@@ -153,7 +193,15 @@ async fn a_consumer_without_a_metrics_sink_still_answers() {
         )
         .await;
     assert!(matches!(outcome.records[0].1, RecordOutcome::Handled));
-    assert_eq!(outcome.stats[0].follow_ups, 1);
+    let stats = &outcome.stats[0];
+    assert_eq!(stats.follow_ups, 1);
+    assert!(stats.duration > std::time::Duration::ZERO);
+    assert!(
+        stats
+            .event_age
+            .is_some_and(|age| age > std::time::Duration::ZERO)
+    );
+    assert_eq!(stats.duplicate_by, None);
 }
 
 /// A writer tests can read back.
@@ -183,6 +231,7 @@ fn config() -> MetricsConfig {
 fn busy_invocation() -> InvocationMetrics {
     InvocationMetrics {
         request_id: "req-9".into(),
+        trace_id: Some("Root=1-67891233-abcdef012345678912345678".into()),
         cold_start: true,
         received: 250,
         succeeded: 240,
@@ -245,8 +294,14 @@ fn violations(validator: &jsonschema::Validator, document: &Value) -> Vec<String
                 Value::Number(_) => true,
                 Value::Array(values) => values.len() <= 100 && values.iter().all(Value::is_number),
                 Value::Object(set) => {
-                    let len = |key: &str| set.get(key).and_then(Value::as_array).map(Vec::len);
-                    len("Values").is_some_and(|n| n <= 100) && len("Values") == len("Counts")
+                    let numbers = |key: &str| {
+                        set.get(key)
+                            .and_then(Value::as_array)
+                            .filter(|a| a.iter().all(Value::is_number))
+                            .map(Vec::len)
+                    };
+                    numbers("Values").is_some_and(|n| n <= 100)
+                        && numbers("Values") == numbers("Counts")
                 }
                 _ => false,
             };
@@ -258,16 +313,48 @@ fn violations(validator: &jsonschema::Validator, document: &Value) -> Vec<String
     found
 }
 
+/// One record, one value each: the scalar form.
+fn quiet_invocation() -> InvocationMetrics {
+    InvocationMetrics {
+        request_id: "req-1".into(),
+        received: 1,
+        succeeded: 1,
+        event_age_ms: vec![12.5],
+        handler_ms: vec![0.8],
+        ..InvocationMetrics::default()
+    }
+}
+
+/// The relay's kind: no durations, no trace id.
+fn stream_invocation() -> InvocationMetrics {
+    InvocationMetrics {
+        request_id: "req-2".into(),
+        received: 4,
+        succeeded: 3,
+        failed: 1,
+        follow_ups: 2,
+        ..InvocationMetrics::default()
+    }
+}
+
 #[test]
 fn every_document_follows_the_emf_specification() {
     let validator = schema();
-    let documents = documents(&busy_invocation());
+    let busy = documents(&busy_invocation());
     assert_eq!(
-        documents.len(),
+        busy.len(),
         3,
-        "the invocation and one per error kind: {documents:?}"
+        "the invocation and one per error kind: {busy:?}"
     );
-    for document in &documents {
+    let quiet = documents(&quiet_invocation());
+    assert_eq!(
+        quiet[0]["HandlerDuration"],
+        json!(0.8),
+        "one value: a number"
+    );
+    let stream = documents(&stream_invocation());
+    assert!(stream[0].get("HandlerDuration").is_none() && stream[0].get("TraceId").is_none());
+    for document in busy.iter().chain(&quiet).chain(&stream) {
         let found = violations(&validator, document);
         assert!(found.is_empty(), "{found:?}\n{document}");
     }
@@ -300,9 +387,12 @@ fn the_checks_catch_a_document_that_breaks_the_specification() {
     too_many_dimensions["_aws"]["CloudWatchMetrics"][0]["Dimensions"] =
         json!([(0..31).map(|i| format!("D{i}")).collect::<Vec<_>>()]);
     broken.push(too_many_dimensions);
-    let mut bad_unit = good;
+    let mut bad_unit = good.clone();
     bad_unit["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = json!("Fortnights");
     broken.push(bad_unit);
+    let mut text_in_a_histogram = good;
+    text_in_a_histogram["HandlerDuration"]["Values"][0] = json!("fast");
+    broken.push(text_in_a_histogram);
     for document in &broken {
         assert!(
             !violations(&validator, document).is_empty(),
@@ -321,13 +411,17 @@ fn the_invocations_document_names_the_namespace_service_and_units() {
     assert_eq!(invocation["Service"], "payment");
     assert_eq!(invocation["FunctionName"], "orderflow-prod-payment");
     assert_eq!(invocation["RequestId"], "req-9");
+    assert_eq!(
+        invocation["TraceId"],
+        "Root=1-67891233-abcdef012345678912345678"
+    );
     let unit = |name: &str| {
         directive["Metrics"]
             .as_array()
             .unwrap()
             .iter()
             .find(|m| m["Name"] == name)
-            .map(|m| m["Unit"].clone())
+            .and_then(|m| m.get("Unit").cloned())
     };
     assert_eq!(unit("HandlerDuration"), Some(json!("Milliseconds")));
     assert_eq!(unit("EventAge"), Some(json!("Milliseconds")));
@@ -345,7 +439,11 @@ fn the_invocations_document_names_the_namespace_service_and_units() {
         ("ColdStart", 1),
     ] {
         assert_eq!(invocation[name], value, "{name}");
-        assert!(unit(name).is_some(), "{name} is declared");
+        assert_eq!(
+            unit(name),
+            Some(json!("Count")),
+            "{name} is declared a count"
+        );
     }
     // 250 durations in at most 100 buckets, nothing lost.
     let durations = &invocation["HandlerDuration"];

@@ -99,6 +99,8 @@ pub async fn handle(
         return Ok(serde_json::to_value(response)?);
     }
     if payload.get("requestContext").is_some() {
+        // An HTTP request is an invocation too: the first batch after it is not a cold start.
+        orderflow::lambda::first_invocation();
         let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
         let state = consumer.state();
         return Ok(serde_json::to_value(

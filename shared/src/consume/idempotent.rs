@@ -29,7 +29,9 @@ pub(super) const WRITES_WITHOUT_TRANSACTION: &str =
 pub(super) enum Layered {
     /// The handler ran: these are its follow-up events.
     Handled(Vec<Event>),
-    /// A duplicate: the handler did not run; these are the first run's follow-up events.
+    /// A duplicate, recognised as the second field says (found before the handler ran, or, on
+    /// the transactional path, when its commit was cancelled and its writes discarded); these
+    /// are the first run's follow-up events.
     Duplicate(Vec<Event>, DuplicateBy),
 }
 

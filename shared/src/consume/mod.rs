@@ -111,6 +111,8 @@ pub struct Invocation {
     pub deadline: Option<SystemTime>,
     /// The execution environment's first invocation (counted in the `ColdStart` metric).
     pub cold_start: bool,
+    /// The invocation's X-Ray trace id (written beside its metrics).
+    pub trace_id: Option<String>,
 }
 
 impl Invocation {

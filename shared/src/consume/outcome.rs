@@ -64,14 +64,16 @@ pub enum DuplicateBy {
     Cache,
     /// The idempotency record, found completed when acquiring it.
     Record,
-    /// The transactional commit, cancelled because the record was already completed.
+    /// The transactional commit, cancelled because the record was already completed: the
+    /// handler ran (it only reads), its writes were discarded.
     Transaction,
 }
 
 /// What one record's processing measured, for the invocation's metrics.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordStats {
-    /// From start to settled (decode, handler, follow-ups, DLQ hand-off).
+    /// From start to settled (unwrap, decode, idempotency, handler, follow-ups, DLQ hand-off or
+    /// retry delay); zero for a record not attempted.
     pub duration: Duration,
     /// Now − the event's `occurredAt`, once decoded (zero for an event from the future).
     pub event_age: Option<Duration>,

@@ -10,7 +10,7 @@ use tracing::{error, info, warn};
 
 use super::row::{OutboxRecord, OutboxRow, outbox_record};
 use super::store::{FailureSink, OutboxStore, SetAside};
-use crate::telemetry::metrics::{InvocationMetrics, MetricsSink};
+use crate::telemetry::metrics::{InvocationMetrics, MetricsSink, millis};
 use crate::{PublishError, Publisher};
 
 /// Failed attempts after which a row is set aside by default.
@@ -55,9 +55,10 @@ impl Relay {
     }
 
     /// Gives each invocation's metrics to `sink`: the consumer's metrics, read for a stream
-    /// (records received; succeeded: published or not an outbox row; failed: retried by the
-    /// stream; dead-lettered: set aside, by kind; follow-ups: events published; event age:
-    /// since the row was written).
+    /// (records received; failed: every record from the first one the stream retries, which
+    /// Lambda delivers again; before it, succeeded: published or not an outbox row, and
+    /// dead-lettered: set aside, by kind; follow-ups: events published; event age: since each
+    /// outbox row was written). No handler durations or duplicates.
     pub fn with_metrics(mut self, sink: Arc<dyn MetricsSink>) -> Self {
         self.metrics = Some(sink);
         self
@@ -80,16 +81,23 @@ impl Relay {
         };
         let now = chrono::Utc::now();
         let mut fates = Vec::with_capacity(batch.records.len());
-        let response = self.relay(batch, &mut fates).await;
+        let (response, first_retry) = self.relay(batch, &mut fates).await;
         for (i, fate) in fates {
+            let written = batch.records[i].change.approximate_creation_date_time;
+            // An outbox row's age, unless the stream record has no creation time (read as 1970).
+            if fate.is_some() && written.timestamp() > 0 {
+                let age = (now - written).to_std().unwrap_or_default();
+                metrics.event_age_ms.push(millis(age));
+            }
+            // Lambda delivers every record from the first one to retry again.
+            if first_retry.is_some_and(|first| i >= first) {
+                metrics.failed += 1;
+                continue;
+            }
             match fate {
                 Some(Fate::Published) => {
                     metrics.succeeded += 1;
                     metrics.follow_ups += 1;
-                    let written = batch.records[i].change.approximate_creation_date_time;
-                    metrics.event_age_ms.push(
-                        (now - written).num_microseconds().unwrap_or(0).max(0) as f64 / 1000.0,
-                    );
                 }
                 None => metrics.succeeded += 1,
                 Some(Fate::Retry) => metrics.failed += 1,
@@ -103,12 +111,12 @@ impl Relay {
     }
 
     /// The batch's rows published or set aside; each record's fate (`None`: not an outbox
-    /// row) in `fates`.
+    /// row) in `fates`; the response and the index of the first record to retry from.
     async fn relay(
         &self,
         batch: &StreamEvent,
         fates: &mut Vec<(usize, Option<Fate>)>,
-    ) -> DynamoDbEventResponse {
+    ) -> (DynamoDbEventResponse, Option<usize>) {
         let mut first_retry: Option<usize> = None;
         let mut rows = Vec::new();
         for (i, record) in batch.records.iter().enumerate() {
@@ -160,7 +168,7 @@ impl Relay {
             failure.item_identifier = batch.records[i].change.sequence_number.clone();
             response.batch_item_failures.push(failure);
         }
-        response
+        (response, first_retry)
     }
 
     /// A row that was not published: retried (counted on the row), or set aside for good.
@@ -325,7 +333,8 @@ mod tests {
                     "eventID": format!("r{i}"), "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "us-east-1",
                     "dynamodb": {"Keys": {"pk": {"S": "ORDER#ord-1001"}, "sk": {"S": format!("OUTBOX#{i}")}},
                                  "NewImage": {"pk": {"S": "ORDER#ord-1001"}, "sk": {"S": format!("OUTBOX#{i}")}, "event": {"S": event.encode().unwrap()}},
-                                 "SequenceNumber": format!("{}", 100 + i), "SizeBytes": 10, "StreamViewType": "NEW_IMAGE"}
+                                 "SequenceNumber": format!("{}", 100 + i), "SizeBytes": 10, "StreamViewType": "NEW_IMAGE",
+                                 "ApproximateCreationDateTime": chrono::Utc::now().timestamp() - 2}
                 })
             })
             .collect();
@@ -367,7 +376,16 @@ mod tests {
             (3, 2, 0)
         );
         assert_eq!(invocation.follow_ups, 2);
-        assert_eq!(invocation.event_age_ms.len(), 2);
+        // Every outbox row's age: since it was written, two seconds ago (to the second).
+        assert_eq!(invocation.event_age_ms.len(), 3);
+        assert!(
+            invocation
+                .event_age_ms
+                .iter()
+                .all(|ms| (1_000.0..10_000.0).contains(ms)),
+            "{:?}",
+            invocation.event_age_ms
+        );
         assert_eq!(invocation.dead_lettered.get("PublishRejected"), Some(&1));
     }
 
@@ -400,6 +418,12 @@ mod tests {
             .map(|m| (m.failed, m.dead_lettered_total(), m.cold_start))
             .collect();
         assert_eq!(counted, [(1, 0, true), (0, 1, false)]);
+        let first = &metrics.invocations()[0];
+        assert_eq!(
+            (first.succeeded, first.follow_ups),
+            (1, 1),
+            "the row before the retry went out"
+        );
         let aside = aside.0.lock().unwrap();
         assert_eq!((aside[0].kind, aside[0].attempts), ("PublishRejected", 2));
     }

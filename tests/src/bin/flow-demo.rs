@@ -428,7 +428,7 @@ async fn main() {
             .unwrap_or_default();
         expect.check(
             functions.get(&function).is_some_and(|m| m.invocations > 0 && m.received > 0) && malformed == 1,
-            format!("{function}'s metrics show {malformed} MalformedJson dead-lettered, as its DLQ does not"),
+            format!("{function}'s metrics count {malformed} MalformedJson dead-lettered; its DLQ holds 1"),
         );
     }
 
