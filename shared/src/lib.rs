@@ -9,6 +9,7 @@
 //! - [`sns`]: unwrapping SNS notifications as SQS delivers them.
 //! - [`consume`]: the SQS batch consumer: typed handlers, partial failures, DLQ, retries.
 //! - [`idempotency`]: effects once, through DynamoDB conditional writes.
+//! - [`dlq`]: operating the dead-letter queues: discover, peek, replay, purge.
 //! - `lambda` (feature `lambda`): running a consumer under the Lambda runtime.
 //! - [`env`](mod@env): reading a function's configuration from the environment the template sets.
 //! - [`aws`]: the one place an `SdkConfig` is built and SDK errors are classified.
@@ -19,6 +20,7 @@
 
 pub mod aws;
 pub mod consume;
+pub mod dlq;
 pub mod env;
 pub mod error;
 pub mod event;

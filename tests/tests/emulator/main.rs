@@ -6,6 +6,7 @@
 mod batch;
 mod consumer;
 mod differences;
+mod dlq;
 mod fanout;
 mod fifo;
 mod flow;

@@ -1,6 +1,7 @@
 //! `orderflow`: publish events to the orderflow SNS topic, validate them, print schemas and
-//! examples. For other systems and for operators.
+//! examples; operate the dead-letter queues. For other systems and for operators.
 
+mod dlq;
 mod input;
 
 use std::io::Write;
@@ -42,6 +43,11 @@ enum Command {
         /// Read events from this file instead of standard input.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Operate the dead-letter queues: list, show, replay, purge.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
     },
     /// Print the JSON Schema of an event type (e.g. `order-placed`).
     Schema {
@@ -122,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Dlq { command } => dlq::run(command).await,
         Command::Validate { file } => {
             for event in input::read_events(file.as_deref())? {
                 writeln!(stdout, "{} ok", event.event_id)?;
