@@ -8,7 +8,8 @@
 //!   [`outbox_record`] reads it back from a stream record.
 //! - [`Relay`]: the publish step. [`OutboxStore`] marks rows sent and counts failed attempts
 //!   ([`DynamoOutboxStore`]); [`FailureSink`] takes the rows set aside ([`SqsFailureSink`]: the
-//!   on-failure queue).
+//!   on-failure queue). [`DynamoOutboxStore::pending`] and [`DynamoOutboxStore::republish`]
+//!   are what `orderflow outbox` does for an operator.
 //!
 //! What the relay promises:
 //! - **Byte for byte.** The stored event JSON is published unchanged, with the message
@@ -28,5 +29,5 @@ mod row;
 mod store;
 
 pub use relay::{DEFAULT_MAX_ATTEMPTS, Relay};
-pub use row::{OutboxRecord, OutboxRow, Status, outbox_record, row_item};
+pub use row::{OutboxRecord, OutboxRow, PendingRow, Status, outbox_record, row_item};
 pub use store::{DynamoOutboxStore, FailureSink, OutboxStore, SetAside, SqsFailureSink};

@@ -117,6 +117,43 @@ fn stored(image: &serde_dynamo::Item, body: &str) -> Option<EncodedEvent> {
     })
 }
 
+/// A row still `PENDING` in the table: not published yet, or set aside by the relay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingRow {
+    /// The row, its event as stored.
+    pub row: OutboxRow,
+    /// The event's `occurredAt`, if its JSON says.
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Failed attempts the relay counted (`publishAttempts`).
+    pub attempts: u32,
+    /// The relay's last error (`lastPublishError`).
+    pub last_error: Option<String>,
+}
+
+/// A scanned item as a pending row: `None` unless it is an outbox row whose status is
+/// `PENDING` and whose event can be read.
+pub(super) fn pending_row(item: &serde_dynamo::Item) -> Option<PendingRow> {
+    let (pk, sk) = (text(item, "pk")?, text(item, "sk")?);
+    if !sk.starts_with(ROW_PREFIX) || text(item, "status") != Some(Status::Pending.as_str()) {
+        return None;
+    }
+    let body = text(item, "event")?;
+    let event = stored(item, body).or_else(|| EncodedEvent::from_json(body.to_owned()).ok())?;
+    let occurred_at = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("occurredAt")?.as_str()?.parse().ok());
+    Some(PendingRow {
+        row: OutboxRow {
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+            event,
+        },
+        occurred_at,
+        attempts: number(item, "publishAttempts").unwrap_or(0),
+        last_error: text(item, "lastPublishError").map(str::to_owned),
+    })
+}
+
 /// Reads one stream record.
 pub fn outbox_record(record: &EventRecord) -> OutboxRecord {
     let keys = &record.change.keys;

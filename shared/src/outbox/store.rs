@@ -5,7 +5,8 @@ use crate::aws::{AwsError, AwsResultExt};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_sqs::types::MessageAttributeValue;
 
-use super::row::{OutboxRow, Status};
+use super::row::{OutboxRow, PendingRow, ROW_PREFIX, Status, pending_row};
+use crate::publish::Publisher;
 
 /// The outbox rows of the orders table.
 #[async_trait::async_trait]
@@ -58,6 +59,64 @@ impl DynamoOutboxStore {
             client,
             table: table.into(),
         }
+    }
+}
+
+impl DynamoOutboxStore {
+    /// Every outbox row still `PENDING` (one Scan, page by page), oldest event first.
+    pub async fn pending(&self) -> Result<Vec<PendingRow>, AwsError> {
+        let mut rows = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(sk, :outbox) AND #status = :pending")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":outbox", AttributeValue::S(ROW_PREFIX.into()))
+                .expression_attribute_values(
+                    ":pending",
+                    AttributeValue::S(Status::Pending.as_str().into()),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .aws("DynamoDB Scan", &self.table)?;
+            for item in page.items() {
+                let item: serde_dynamo::Item = item.clone().into();
+                rows.extend(pending_row(&item));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        rows.sort_by_key(|r| r.occurred_at);
+        Ok(rows)
+    }
+
+    /// Publishes `rows` again, their stored JSON unchanged (so with their original event ids:
+    /// consumers skip what they already did), and marks each one published `SENT`. Returns per
+    /// row the error, if it was not published or not marked.
+    pub async fn republish(
+        &self,
+        publisher: &Publisher,
+        rows: &[PendingRow],
+    ) -> Vec<Result<(), String>> {
+        let encoded: Vec<_> = rows.iter().map(|r| r.row.event.clone()).collect();
+        let report = publisher.publish_encoded(&encoded).await;
+        let mut results = Vec::with_capacity(rows.len());
+        for (row, published) in rows.iter().zip(&report.results) {
+            results.push(match published {
+                Ok(_) => self
+                    .mark_sent(&row.row)
+                    .await
+                    .map_err(|err| format!("published, not marked sent: {err}")),
+                Err(err) => Err(err.to_string()),
+            });
+        }
+        results
     }
 }
 

@@ -300,3 +300,106 @@ async fn the_tool_says_what_is_wrong_and_exits_non_zero() {
     assert_ne!(code, 0);
     assert!(err.contains("SQS"), "{err}");
 }
+
+/// `count` messages of events of their own in `dlq`, as the consumer of `source` set them aside.
+async fn dead_letters(
+    aws: &orderflow_tests::Emulator,
+    dlq: &orderflow_tests::Queue,
+    source: &orderflow_tests::Queue,
+    count: usize,
+) {
+    for i in 0..count {
+        let text = |value: &str| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .expect("attribute")
+        };
+        aws.sqs
+            .send_message()
+            .queue_url(&dlq.url)
+            .message_body(
+                order(&format!("ord-set-aside-{i}"))
+                    .encode()
+                    .expect("valid"),
+            )
+            .message_attributes("errorKind", text("HandlerPermanent"))
+            .message_attributes("errorMessage", text("the card was refused"))
+            .message_attributes("sourceQueue", text(&source.arn))
+            .send()
+            .await
+            .expect("SendMessage");
+    }
+}
+
+async fn visible_and_in_flight(
+    aws: &orderflow_tests::Emulator,
+    queue: &orderflow_tests::Queue,
+) -> (u64, u64) {
+    let dlq = Dlq::new(aws.sqs.clone());
+    let queue = dlq.resolve(&queue.url).await.expect("queue");
+    dlq.depth(&queue).await.expect("depth")
+}
+
+#[tokio::test]
+async fn a_replay_killed_between_send_and_delete_loses_no_message() {
+    let aws = emulator().await;
+    let (queue, dead) = aws.queue_with_dlq(&unique_name("dlq-killed"), 5, 30).await;
+    dead_letters(&aws, &dead, &queue, 6).await;
+    // One by one at 2 a second (an error-kind selection never uses a move task).
+    let mut child = Command::new(orderflow_tests::stack::bin_dir().join("orderflow"))
+        .args([
+            "dlq",
+            "replay",
+            "--queue",
+            &dead.url,
+            "--error-kind",
+            "HandlerPermanent",
+            "--rate",
+            "2",
+        ])
+        .env("AWS_ENDPOINT_URL", &aws.endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the orderflow binary is built");
+    // Killed as soon as the first message has arrived at the source queue.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while visible_and_in_flight(&aws, &queue).await.0 == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reaped");
+    let (moved, _) = visible_and_in_flight(&aws, &queue).await;
+    let (left, held) = visible_and_in_flight(&aws, &dead).await;
+    assert!((1..6).contains(&moved), "killed mid-way: {moved} moved");
+    // Every message is in one of the two queues (the ones the tool held come back to the DLQ
+    // when their visibility timeout ends); one caught between send and delete may be in both.
+    assert!(
+        moved + left + held >= 6,
+        "moved {moved}, left {left}, held {held}"
+    );
+}
+
+#[tokio::test]
+async fn replaying_everything_moves_every_message_back() {
+    let aws = emulator().await;
+    let (queue, dead) = aws.queue_with_dlq(&unique_name("dlq-all"), 5, 30).await;
+    dead_letters(&aws, &dead, &queue, 4).await;
+    // SQS's message move task where the endpoint has one (AWS, LocalStack), else one by one.
+    let (code, out, err) = orderflow_cli(
+        &aws.endpoint,
+        &["dlq", "replay", "--queue", &dead.url, "--all"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("moved 4"), "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while visible_and_in_flight(&aws, &queue).await.0 < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(visible_and_in_flight(&aws, &queue).await.0, 4);
+    assert_eq!(visible_and_in_flight(&aws, &dead).await, (0, 0));
+}

@@ -13,5 +13,6 @@ mod flow;
 mod hot_items;
 mod idempotency;
 mod journeys;
+mod outbox_tool;
 mod publishers;
 mod services;

@@ -1,8 +1,10 @@
 //! `orderflow`: publish events to the orderflow SNS topic, validate them, print schemas and
-//! examples; operate the dead-letter queues. For other systems and for operators.
+//! examples; operate the dead-letter queues and the outbox. For other systems and for
+//! operators.
 
 mod dlq;
 mod input;
+mod outbox;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -48,6 +50,11 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         command: dlq::DlqCommand,
+    },
+    /// The transactional outbox: rows still PENDING, and publishing them again.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
     },
     /// Print the JSON Schema of an event type (e.g. `order-placed`).
     Schema {
@@ -129,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Dlq { command } => dlq::run(command).await,
+        Command::Outbox { command } => outbox::run(command).await,
         Command::Validate { file } => {
             for event in input::read_events(file.as_deref())? {
                 writeln!(stdout, "{} ok", event.event_id)?;
