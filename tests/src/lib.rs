@@ -580,3 +580,28 @@ pub fn expected_attributes(event: &Event) -> BTreeMap<String, (String, String)> 
 pub fn sqs_event_of(events: &[Event], queue_arn: &str) -> aws_lambda_events::event::sqs::SqsEvent {
     orderflow::testing::sqs_event::raw(events, queue_arn).expect("valid events")
 }
+
+/// Runs the `orderflow` CLI built with this code with `args` against the emulator at
+/// `endpoint`: exit code, standard output, standard error.
+pub fn run_orderflow(endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    let output = orderflow_command(endpoint)
+        .args(args)
+        .output()
+        .expect("the orderflow binary is built (cargo build --workspace)");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The `orderflow` CLI built with this code, pointed at the emulator at `endpoint`.
+pub fn orderflow_command(endpoint: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(orderflow_cli());
+    command
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    command
+}

@@ -45,14 +45,17 @@ impl EventSummary {
     }
 }
 
-/// A message attribute: its data type and its value as text.
+/// A message attribute: its data type and its value.
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attribute {
-    /// `String`, `Number` or `Binary` (a binary value is shown base64-free as its length).
+    /// `String`, `Number` or `Binary` (with a custom suffix, if any).
     pub data_type: String,
-    /// The value.
+    /// The value as text; a binary value is shown as its length.
     pub value: String,
+    /// A binary value's bytes, sent back as they were.
+    #[serde(skip)]
+    pub binary: Option<Vec<u8>>,
 }
 
 /// One message in a DLQ.
@@ -70,12 +73,13 @@ pub struct DeadLetterMessage {
     pub error_kind: Option<String>,
     /// `errorMessage`.
     pub error_message: Option<String>,
-    /// `sourceQueue`: the ARN of the queue it came from.
+    /// The ARN of the queue it came from: `sourceQueue` (the consumer set it aside), else
+    /// SQS's `DeadLetterQueueSourceArn` (its redrive policy moved it).
     pub source_queue: Option<String>,
     /// `consumer`: the consumer that set it aside.
     pub consumer: Option<String>,
-    /// Deliveries from the source queue before it was set aside (`receiveCount`), else the
-    /// source's count SQS kept when its redrive moved it.
+    /// Deliveries from the source queue before the consumer set it aside (`receiveCount`);
+    /// `None` for a message SQS's redrive moved (it reached the redrive's `maxReceiveCount`).
     pub receive_count: Option<u32>,
     /// When it arrived in the DLQ (its first failure for good).
     pub dead_lettered_at: Option<DateTime<Utc>>,

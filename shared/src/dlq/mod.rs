@@ -7,14 +7,14 @@
 //! SQS moved by the redrive policy is matched to its source through that policy.
 //!
 //! Safe by default: looking ([`Dlq::peek`]) leaves every message where it was (received with a
-//! short visibility timeout, then made visible again at once); a replay deletes a message from
-//! the DLQ only after the send to its source queue succeeded, so a crash in between leaves it in
-//! both queues, never in neither (the consumer's idempotency absorbs the copy).
+//! short visibility timeout, made visible again once the queue is read); a replay deletes a
+//! message from the DLQ only after the send to its source queue succeeded, so a crash in between
+//! leaves it in both queues, never in neither (the consumer's idempotency absorbs the copy).
 
 mod message;
 mod sqs;
 
-pub use message::{DeadLetterMessage, EventSummary};
+pub use message::{Attribute, DeadLetterMessage, EventSummary};
 pub use sqs::Dlq;
 
 use crate::aws::AwsError;
@@ -78,6 +78,29 @@ impl Selection {
     }
 }
 
+/// How a replay goes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReplayOptions {
+    /// Say what would move; move nothing.
+    pub dry_run: bool,
+    /// At most this many messages a second.
+    pub rate: Option<f64>,
+    /// How long each message is held invisible while the replay has it (the ones it takes
+    /// leave within seconds; the ones it does not take are made visible again at the end, or
+    /// when this ends if the replay dies).
+    pub hold: std::time::Duration,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            dry_run: false,
+            rate: None,
+            hold: std::time::Duration::from_secs(120),
+        }
+    }
+}
+
 /// What a replay did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ReplayReport {
@@ -88,8 +111,13 @@ pub struct ReplayReport {
     pub skipped: usize,
     /// Selected messages that were not moved, with why (each is still in the DLQ).
     pub failed: Vec<(DeadLetterMessage, String)>,
-    /// Moved by SQS's own message move task (`StartMessageMoveTask`), not one by one.
-    pub by_move_task: Option<u64>,
+    /// Moved by SQS's own message move task (`StartMessageMoveTask`), not one by one: how
+    /// many, of how many SQS counted, to which queue.
+    pub by_move_task: Option<(u64, Option<u64>, QueueRef)>,
+    /// Why SQS's move task was not used, when it was asked for and refused.
+    pub move_task_refused: Option<String>,
+    /// Why the replay stopped before the queue was read to the end (the endpoint failed).
+    pub stopped: Option<String>,
 }
 
 /// Why a DLQ operation failed.
@@ -104,6 +132,9 @@ pub enum DlqError {
     /// The queue is not any queue's dead-letter queue.
     #[error("`{0}` is not a dead-letter queue: no queue's redrive policy names it")]
     NotADeadLetterQueue(String),
+    /// SQS's message move task failed or did not end.
+    #[error("{0}")]
+    MoveTask(String),
 }
 
 impl crate::Classify for DlqError {
@@ -116,6 +147,7 @@ impl crate::Classify for DlqError {
             DlqError::Aws(err) => err.kind(),
             DlqError::UnknownQueue(_) => "UnknownQueue",
             DlqError::NotADeadLetterQueue(_) => "NotADeadLetterQueue",
+            DlqError::MoveTask(_) => "MoveTask",
         }
     }
 }

@@ -92,7 +92,8 @@ impl DynamoOutboxStore {
                 break;
             }
         }
-        rows.sort_by_key(|r| r.occurred_at);
+        // Oldest first; rows whose event has no readable time last.
+        rows.sort_by_key(|r| (r.occurred_at.is_none(), r.occurred_at));
         Ok(rows)
     }
 

@@ -2,29 +2,12 @@
 //! their original event ids, then marked SENT.
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use orderflow::event::examples;
 use orderflow::outbox::row_item;
-use orderflow_tests::{DELIVERY_DEADLINE, emulator};
+use orderflow_tests::{DELIVERY_DEADLINE, emulator, run_orderflow};
 use serde_json::Value;
-
-fn orderflow_cli(endpoint: &str, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(orderflow_tests::stack::bin_dir().join("orderflow"))
-        .args(args)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .output()
-        .expect("the orderflow binary is built (cargo build --workspace)");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
 
 #[tokio::test]
 async fn pending_rows_are_listed_and_published_again_unchanged_then_marked_sent() {
@@ -64,7 +47,7 @@ async fn pending_rows_are_listed_and_published_again_unchanged_then_marked_sent(
     }
 
     // WHEN the operator lists them
-    let (code, out, err) = orderflow_cli(
+    let (code, out, err) = run_orderflow(
         &aws.endpoint,
         &["outbox", "pending", "--table", &table, "--json"],
     );
@@ -85,7 +68,7 @@ async fn pending_rows_are_listed_and_published_again_unchanged_then_marked_sent(
     assert_eq!(listed[0]["lastError"], "SNS throttled");
 
     // AND publishes the old one again
-    let (code, out, err) = orderflow_cli(
+    let (code, out, err) = run_orderflow(
         &aws.endpoint,
         &[
             "outbox",
@@ -105,7 +88,7 @@ async fn pending_rows_are_listed_and_published_again_unchanged_then_marked_sent(
     let received = aws.receive(&queue, 1, DELIVERY_DEADLINE).await;
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].message, old.encode().expect("valid"));
-    let (_, out, _) = orderflow_cli(&aws.endpoint, &["outbox", "pending", "--table", &table]);
+    let (_, out, _) = run_orderflow(&aws.endpoint, &["outbox", "pending", "--table", &table]);
     assert!(
         out.contains("1 pending") && out.contains(&recent.event_id.to_string()),
         "{out}"
@@ -116,13 +99,27 @@ async fn pending_rows_are_listed_and_published_again_unchanged_then_marked_sent(
 #[tokio::test]
 async fn the_outbox_tool_says_when_the_table_or_the_endpoint_is_wrong() {
     let aws = emulator().await;
-    let (code, _, err) = orderflow_cli(
+    let (code, _, err) = run_orderflow(
         &aws.endpoint,
         &["outbox", "pending", "--table", "no-such-table-anywhere"],
     );
     assert_ne!(code, 0);
     assert!(err.contains("no-such-table-anywhere"), "{err}");
-    let (code, _, err) = orderflow_cli(
+    // Republishing asks which rows: a row written a moment ago is the relay's to publish.
+    let (code, _, err) = run_orderflow(
+        &aws.endpoint,
+        &[
+            "outbox",
+            "republish",
+            "--table",
+            "orders",
+            "--topic-arn",
+            "arn:aws:sns:us-east-1:123456789012:t",
+        ],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("say which rows"), "{err}");
+    let (code, _, err) = run_orderflow(
         "http://127.0.0.1:9",
         &["outbox", "pending", "--table", "orders"],
     );

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use orderflow::dlq::{DeadLetterMessage, DeadLetterQueue, Dlq, Selection};
+use orderflow::dlq::{DeadLetterMessage, DeadLetterQueue, Dlq, ReplayOptions, Selection};
 
 /// What to do with the DLQs.
 #[derive(Debug, Subcommand)]
@@ -50,6 +50,10 @@ pub(crate) enum DlqCommand {
         /// At most this many messages a second.
         #[arg(long)]
         rate: Option<f64>,
+        /// Seconds each message is held invisible while the replay has it (messages not taken
+        /// are made visible again at the end, or after this if the replay dies).
+        #[arg(long, default_value_t = 120)]
+        hold_seconds: u64,
     },
     /// Remove every message of a DLQ, after you type its name (or with --yes).
     Purge {
@@ -77,7 +81,8 @@ impl Queues {
     async fn find(&self, dlq: &Dlq) -> anyhow::Result<Vec<DeadLetterQueue>> {
         let mut found = Vec::new();
         if let Some(stack) = &self.stack {
-            found = dlq.discover(stack).await?;
+            // `<stack>-`: not another stack whose name starts with this one's.
+            found = dlq.discover(&format!("{stack}-")).await?;
             if found.is_empty() {
                 bail!(
                     "no dead-letter queue named {stack}-…: is the stack name right, and the endpoint?"
@@ -105,14 +110,21 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             let mut listed = Vec::new();
             for queue in queues.find(&dlq).await? {
                 let (visible, in_flight) = dlq.depth(&queue.queue).await?;
-                let peeked = dlq.peek(&queue.queue).await?;
+                let peeked = dlq.peek(&queue.queue, visible as usize + 10).await?;
+                if (peeked.len() as u64) < visible {
+                    eprintln!(
+                        "{}: read {} of about {visible} (messages in flight elsewhere, or FIFO groups behind one, stay hidden)",
+                        queue.queue.name,
+                        peeked.len()
+                    );
+                }
                 listed.push((queue, visible, in_flight, peeked));
             }
             if json {
                 let value: Vec<serde_json::Value> = listed
                     .iter()
                     .map(|(queue, visible, in_flight, peeked)| {
-                        serde_json::json!({
+                        Ok(serde_json::json!({
                             "queue": queue.queue.name,
                             "url": queue.queue.url,
                             "sources": queue.sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
@@ -120,10 +132,10 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                             "inFlight": in_flight,
                             "oldestAgeSeconds": oldest_age(peeked),
                             "byErrorKind": by_kind(peeked),
-                            "messages": if messages { serde_json::to_value(peeked).unwrap_or_default() } else { serde_json::Value::Null },
-                        })
+                            "messages": if messages { serde_json::to_value(peeked)? } else { serde_json::Value::Null },
+                        }))
                     })
-                    .collect();
+                    .collect::<Result<_, serde_json::Error>>()?;
                 writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -156,7 +168,8 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
         }
         DlqCommand::Show { event_id, queues } => {
             for queue in queues.find(&dlq).await? {
-                let peeked = dlq.peek(&queue.queue).await?;
+                let (visible, _) = dlq.depth(&queue.queue).await?;
+                let peeked = dlq.peek(&queue.queue, visible as usize + 10).await?;
                 if let Some(message) = peeked
                     .iter()
                     .find(|m| m.event.as_ref().is_some_and(|e| e.event_id == event_id))
@@ -187,6 +200,7 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             all,
             dry_run,
             rate,
+            hold_seconds,
         } => {
             let selection = match (event_ids.is_empty(), error_kind, all) {
                 (false, _, _) => Selection::EventIds(event_ids),
@@ -197,20 +211,40 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 }
             };
             let target = dlq.dead_letter_queue(&queue).await?;
-            let (visible, _) = dlq.depth(&target.queue).await?;
+            let (visible, in_flight) = dlq.depth(&target.queue).await?;
+            if in_flight > 0 {
+                eprintln!(
+                    "{in_flight} message(s) of {} are in flight (someone is reading them): not replayed now",
+                    target.queue.name
+                );
+            }
             let bar = indicatif::ProgressBar::new(visible);
+            let options = ReplayOptions {
+                dry_run,
+                rate,
+                hold: std::time::Duration::from_secs(hold_seconds.max(1)),
+            };
             let report = dlq
-                .replay(&target, &selection, dry_run, rate, |_| bar.inc(1))
+                .replay(&target, &selection, &options, |_| bar.inc(1))
                 .await
                 .with_context(|| format!("replaying {}", target.queue.name))?;
             bar.finish_and_clear();
-            if let Some(moved) = report.by_move_task {
+            if let Some((moved, to_move, destination)) = &report.by_move_task {
+                let counted = to_move.map(|n| format!(" of {n}")).unwrap_or_default();
                 writeln!(
                     out,
-                    "moved {moved} by an SQS message move task to {}",
-                    target.sources[0].name
+                    "moved {moved}{counted} by an SQS message move task to {}",
+                    destination.name
                 )?;
+                let (left, _) = dlq.depth(&target.queue).await?;
+                if left > 0 {
+                    eprintln!("{left} message(s) are still in {}", target.queue.name);
+                    return Ok(ExitCode::FAILURE);
+                }
                 return Ok(ExitCode::SUCCESS);
+            }
+            if let Some(why) = &report.move_task_refused {
+                eprintln!("SQS's message move task was refused ({why}); moved one by one");
             }
             let verb = if dry_run { "would move" } else { "moved" };
             for (message, source) in &report.moved {
@@ -226,7 +260,10 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                 report.skipped,
                 report.failed.len()
             )?;
-            Ok(if report.failed.is_empty() {
+            if let Some(why) = &report.stopped {
+                eprintln!("stopped before the end of the queue: {why}");
+            }
+            Ok(if report.failed.is_empty() && report.stopped.is_none() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
@@ -245,7 +282,9 @@ pub(crate) async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
                     bail!("not purged: the name typed was not {}", target.queue.name);
                 }
             }
-            let removed = dlq.purge(&target.queue).await?;
+            let removed = dlq
+                .purge(&target.queue, std::time::Duration::from_secs(120))
+                .await?;
             for message in &removed {
                 writeln!(out, "removed {}", describe(message))?;
             }
@@ -274,6 +313,7 @@ fn oldest_age(messages: &[DeadLetterMessage]) -> Option<i64> {
         .map(|t| (now - t).num_seconds().max(0))
 }
 
+/// An age as an operator reads it.
 fn human(seconds: i64) -> String {
     match seconds {
         s if s < 120 => format!("{s} s"),

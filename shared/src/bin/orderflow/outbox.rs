@@ -47,6 +47,9 @@ pub(crate) struct Rows {
     /// Only the rows of these events (repeatable).
     #[arg(long = "event-id")]
     event_ids: Vec<String>,
+    /// Every row (republish asks for a selection: a row written a moment ago is the relay's).
+    #[arg(long, conflicts_with_all = ["older_than", "event_ids"])]
+    all: bool,
 }
 
 impl Rows {
@@ -90,6 +93,7 @@ fn parse_age(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(n * seconds))
 }
 
+/// One line about a row.
 fn describe(row: &PendingRow) -> String {
     format!(
         "{} {} {} occurred {} attempts {}{}",
@@ -140,6 +144,11 @@ pub(crate) async fn run(command: OutboxCommand) -> anyhow::Result<ExitCode> {
             topic_arn,
             dry_run,
         } => {
+            if !rows.all && rows.older_than.is_none() && rows.event_ids.is_empty() {
+                bail!(
+                    "say which rows: --older-than DURATION (rows the relay has had time for), --event-id ID, or --all"
+                );
+            }
             let store = DynamoOutboxStore::new(aws_sdk_dynamodb::Client::new(&config), &rows.table);
             let pending = rows.find(&store).await?;
             if dry_run {
