@@ -112,9 +112,40 @@ impl LogSink {
     }
 }
 
+/// One function's log file, read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionLog {
+    /// The function (the file's name without `.log`).
+    pub function: String,
+    /// The stack folder it is in, when it is in one under the folder read.
+    pub stack: Option<String>,
+    /// Its lines.
+    pub content: String,
+}
+
+/// Every function log (`<Function>.log`) in `dir` and in its subdirectories (one per stack),
+/// read, in path order; a file that cannot be read is left out.
+pub fn function_logs(dir: &Path) -> Vec<FunctionLog> {
+    function_log_files(dir)
+        .into_iter()
+        .filter_map(|file| {
+            let content = std::fs::read_to_string(&file).ok()?;
+            let name = |path: &Path| path.file_name().map(|s| s.to_string_lossy().into_owned());
+            Some(FunctionLog {
+                function: file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                stack: file.parent().filter(|p| *p != dir).and_then(name),
+                content,
+            })
+        })
+        .collect()
+}
+
 /// The function log files (`<Function>.log`) in `dir` and in its subdirectories (one per
 /// stack), sorted.
-pub fn function_log_files(dir: &Path) -> Vec<PathBuf> {
+fn function_log_files(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut dirs = vec![dir.to_owned()];
     if let Ok(entries) = std::fs::read_dir(dir) {

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::logs::function_log_files;
+use crate::logs::function_logs;
 
 /// One function's metrics over every invocation it logged.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -108,24 +108,12 @@ fn observations(value: &Value) -> Vec<(f64, u64)> {
 /// (runs are never summed together).
 pub fn collect(dir: &Path) -> BTreeMap<String, FunctionMetrics> {
     let mut functions = BTreeMap::new();
-    for file in function_log_files(dir) {
-        let stem = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let function = match file.parent() {
-            Some(parent) if parent != dir => format!(
-                "{}/{stem}",
-                parent
-                    .file_name()
-                    .map(|s| s.to_string_lossy())
-                    .unwrap_or_default()
-            ),
-            _ => stem,
+    for log in function_logs(dir) {
+        let function = match &log.stack {
+            Some(stack) => format!("{stack}/{}", log.function),
+            None => log.function.clone(),
         };
-        let Ok(content) = std::fs::read_to_string(&file) else {
-            continue;
-        };
+        let content = log.content;
         for line in content.lines().filter(|l| l.starts_with(r#"{"_aws""#)) {
             let Ok(document) = serde_json::from_str::<Value>(line) else {
                 continue;

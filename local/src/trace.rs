@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::logs::function_log_files;
+use crate::logs::function_logs;
 
 /// One line about the order.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,14 +35,9 @@ fn text(value: &Value) -> Option<String> {
 /// in time order.
 pub fn follow(dir: &Path, id: &str) -> Vec<Step> {
     let mut steps = Vec::new();
-    for file in function_log_files(dir) {
-        let function = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Ok(content) = std::fs::read_to_string(&file) else {
-            continue;
-        };
+    for log in function_logs(dir) {
+        let function = log.function;
+        let content = log.content;
         for line in content.lines() {
             let Ok(entry) = serde_json::from_str::<Value>(line) else {
                 continue;

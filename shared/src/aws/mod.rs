@@ -5,6 +5,7 @@
 //! path knows whether it talks to AWS or to an emulator.
 
 mod error;
+mod queue_arn;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 pub use error::{AwsError, AwsResultExt, error_chain};
 pub(crate) use error::{is_transient, is_transient_code};
+pub use queue_arn::QueueArn;
 
 /// How long one attempt of an AWS request may take before the SDK gives up on it (and retries,
 /// if attempts are left). DynamoDB, SNS and SQS answer in milliseconds; a connection that hangs

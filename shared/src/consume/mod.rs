@@ -522,7 +522,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         for (i, record) in group {
             if blocked {
                 let outcome = RecordOutcome::NotAttempted("an earlier message of its group failed");
-                record::log_done(&record::span_for(record), &outcome, Instant::now());
+                record::log_done(&record::span_for(record), &outcome, Duration::ZERO);
                 outcomes.push((i, outcome, RecordStats::default()));
                 continue;
             }
@@ -559,7 +559,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             .instrument(span.clone())
             .await;
         stats.duration = started.elapsed();
-        record::log_done(&span, &outcome, started);
+        record::log_done(&span, &outcome, stats.duration);
         (outcome, stats)
     }
 

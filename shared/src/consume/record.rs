@@ -5,7 +5,7 @@ use std::panic::AssertUnwindSafe;
 
 use aws_lambda_events::event::sqs::SqsMessage;
 use futures::FutureExt;
-use std::time::Instant;
+use std::time::Duration;
 
 use tracing::info;
 
@@ -38,12 +38,12 @@ pub(super) fn span_for(record: &SqsMessage) -> tracing::Span {
 
 /// The one line per record saying how it ended, whatever the path (run, not attempted, past
 /// the deadline): what the Logs Insights queries in `infra/template.yaml` count and time.
-pub(super) fn log_done(span: &tracing::Span, outcome: &RecordOutcome, started: Instant) {
+pub(super) fn log_done(span: &tracing::Span, outcome: &RecordOutcome, duration: Duration) {
     span.in_scope(|| {
         info!(
             outcome = outcome.label(),
             kind = outcome.error_kind(),
-            duration_ms = started.elapsed().as_micros() as f64 / 1000.0,
+            duration_ms = crate::telemetry::metrics::millis(duration),
             "record done"
         );
     });

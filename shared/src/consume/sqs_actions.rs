@@ -36,15 +36,14 @@ impl SqsActions {
         if let Some(url) = self.urls.lock().ok().and_then(|u| u.get(arn).cloned()) {
             return Ok(url);
         }
-        let parts: Vec<&str> = arn.split(':').collect();
-        let [_, _, _, _, account, name] = parts.as_slice() else {
+        let Some(crate::aws::QueueArn { account, name }) = crate::aws::QueueArn::parse(arn) else {
             return Err(format!("`{arn}` is not an SQS queue ARN"));
         };
         let out = self
             .client
             .get_queue_url()
-            .queue_name(*name)
-            .queue_owner_aws_account_id(*account)
+            .queue_name(name)
+            .queue_owner_aws_account_id(account)
             .send()
             .await
             .map_err(|err| format!("GetQueueUrl {name}: {}", crate::aws::error_chain(&err)))?;

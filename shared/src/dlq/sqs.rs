@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use super::message::{Attribute, DeadLetterMessage, EventSummary};
 use super::{DeadLetterQueue, DlqError, QueueRef, ReplayOptions, ReplayReport, Selection};
-use crate::aws::{AwsError, AwsResultExt};
+use crate::aws::{AwsError, AwsResultExt, QueueArn};
 
 /// How long a peek holds a message before making it visible again (at once, unless the tool
 /// dies: then SQS makes it visible after this).
@@ -83,13 +83,10 @@ impl Dlq {
         if queue.starts_with("http://") || queue.starts_with("https://") {
             return self.by_url(queue).await;
         }
-        let (name, account) = match queue.strip_prefix("arn:") {
-            Some(_) => {
-                let parts: Vec<&str> = queue.split(':').collect();
-                match parts.as_slice() {
-                    [_, _, _, _, account, name] => (*name, Some(*account)),
-                    _ => return Err(DlqError::UnknownQueue(queue.to_owned())),
-                }
+        let (name, account) = match QueueArn::parse(queue) {
+            Some(arn) => (arn.name, Some(arn.account)),
+            None if queue.starts_with("arn:") => {
+                return Err(DlqError::UnknownQueue(queue.to_owned()));
             }
             None => (queue, None),
         };
@@ -130,7 +127,10 @@ impl Dlq {
                 )
             })?;
         Ok(QueueRef {
-            name: arn.rsplit(':').next().unwrap_or_default().to_owned(),
+            name: QueueArn::parse(&arn)
+                .map(|a| a.name)
+                .unwrap_or_default()
+                .to_owned(),
             url: url.to_owned(),
             arn,
         })

@@ -93,7 +93,7 @@ impl InvocationMetrics {
             received: batch.records.len(),
             ..InvocationMetrics::default()
         };
-        for ((_, outcome), stats) in batch.records.iter().zip(&batch.stats) {
+        for (i, (_, outcome)) in batch.records.iter().enumerate() {
             match outcome {
                 RecordOutcome::Handled | RecordOutcome::Duplicate => metrics.succeeded += 1,
                 RecordOutcome::Ignored(_) => {
@@ -105,6 +105,10 @@ impl InvocationMetrics {
                 }
                 RecordOutcome::Failed(_) | RecordOutcome::NotAttempted(_) => metrics.failed += 1,
             }
+            // A batch built without stats (`BatchOutcome` has public fields) still counts.
+            let Some(stats) = batch.stats.get(i) else {
+                continue;
+            };
             if let (RecordOutcome::Duplicate, Some(how)) = (outcome, stats.duplicate_by) {
                 *metrics.duplicates.entry(how).or_default() += 1;
             }
