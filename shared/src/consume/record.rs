@@ -15,7 +15,7 @@ use super::{
     Consumer, Invocation, Outcome, RecordError, RecordMeta, RecordOutcome, RecordStats, Route,
 };
 use crate::event::Event;
-use crate::sns::{SqsBody, message_body};
+use crate::sns::{Unwrapped, unwrap};
 
 /// The span every line about `record` is logged in: its identity, and once decoded its
 /// event's (recorded by [`Consumer::run`]). No payload: bodies carry emails and addresses.
@@ -66,27 +66,29 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         invocation: &Invocation,
         stats: &mut RecordStats,
     ) -> RecordOutcome {
-        let unwrapped = record.body.as_deref().map(message_body);
+        let unwrapped = record.body.as_deref().map(unwrap);
         let sns_message_id = match &unwrapped {
-            Some(SqsBody::Notification(n)) => Some(n.message_id.clone()),
+            Some(Unwrapped::Notification(n)) => Some(n.message_id.clone().into_owned()),
             _ => None,
         };
         let meta = RecordMeta::of(record, sns_message_id);
-        let result = match &unwrapped {
+        let message = match &unwrapped {
             None => Err(RecordError::EmptyBody),
-            Some(SqsBody::Control(control)) => Err(RecordError::SnsControlMessage {
+            Some(Unwrapped::Control(control)) => Err(RecordError::SnsControlMessage {
                 message_type: control.kind.clone(),
                 topic_arn: control.topic_arn.clone(),
             }),
-            Some(body) => {
-                let message = body.message().unwrap_or_default();
-                // A panic anywhere on the record's path (decoding, routing, idempotency,
-                // the handler, publishing) fails this record alone.
-                AssertUnwindSafe(self.run(message, &meta, invocation, stats))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic))))
-            }
+            Some(Unwrapped::Notification(notification)) => Ok(&*notification.message),
+            Some(Unwrapped::Raw(raw)) => Ok(*raw),
+        };
+        let result = match message {
+            Err(err) => Err(err),
+            // A panic anywhere on the record's path (decoding, routing, idempotency, the
+            // handler, publishing) fails this record alone.
+            Ok(message) => AssertUnwindSafe(self.run(message, &meta, invocation, stats))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(RecordError::Panic(panic_message(&*panic)))),
         };
         self.settle(record, &meta, result).await
     }

@@ -63,7 +63,9 @@ struct WireIn {
     #[serde(default)]
     causation_id: Option<String>,
     source: String,
-    data: serde_json::Value,
+    /// Read once its type and version say what it is: into that version's struct directly,
+    /// without a `serde_json::Value` in between.
+    data: Box<serde_json::value::RawValue>,
 }
 
 impl Event {
@@ -155,29 +157,32 @@ impl Event {
                 limit: MAX_MESSAGE_BYTES,
             });
         }
+        // The fast path; only a broken event is read again, tracking paths, to say where.
+        match serde_json::from_slice::<WireIn>(input) {
+            Ok(wire) => Self::from_wire(wire),
+            Err(first) => Err(Self::explain(input, first)),
+        }
+    }
+
+    /// Why `input` is not an envelope, with the JSON path of the field at fault.
+    fn explain(input: &[u8], first: serde_json::Error) -> EventError {
         let mut deserializer = serde_json::Deserializer::from_slice(input);
-        let wire: WireIn = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|err| EventError::from_serde(err, ""))?;
-        // Trailing bytes after the document are as malformed as a missing brace.
-        deserializer
-            .end()
-            .map_err(|err| EventError::from_json(err, String::new()))?;
-        Self::from_wire(wire)
+        match serde_path_to_error::deserialize::<_, WireIn>(&mut deserializer) {
+            Err(err) => EventError::from_serde(err, ""),
+            // Trailing bytes after the document are as malformed as a missing brace.
+            Ok(_) => match deserializer.end() {
+                Err(err) => EventError::from_json(err, String::new()),
+                Ok(()) => EventError::from_json(first, String::new()),
+            },
+        }
     }
 
     /// Reads and validates one event from an already-parsed JSON value (e.g. one element of an
     /// array); the same checks as [`Event::decode`].
     pub fn from_value(value: serde_json::Value) -> Result<Self, EventError> {
-        let size = serde_json::to_vec(&value).map(|v| v.len()).unwrap_or(0);
-        if size > MAX_MESSAGE_BYTES {
-            return Err(EventError::TooLarge {
-                size,
-                limit: MAX_MESSAGE_BYTES,
-            });
-        }
-        let wire: WireIn = serde_path_to_error::deserialize(value)
-            .map_err(|err| EventError::from_serde(err, ""))?;
-        Self::from_wire(wire)
+        let json =
+            serde_json::to_vec(&value).map_err(|err| EventError::from_json(err, String::new()))?;
+        Self::decode(&json)
     }
 
     fn from_wire(wire: WireIn) -> Result<Self, EventError> {
@@ -185,7 +190,7 @@ impl Event {
             .event_type
             .parse::<EventType>()
             .map_err(|_| EventError::UnknownEventType(wire.event_type.clone()))?;
-        let payload = versions::decode_payload(event_type, wire.event_version, wire.data)?;
+        let payload = versions::decode_payload(event_type, wire.event_version, &wire.data)?;
         let event = Event {
             event_id: wire.event_id,
             occurred_at: wire.occurred_at,

@@ -11,6 +11,7 @@
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::payload::{
     EventPayload, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed,
@@ -71,7 +72,7 @@ impl From<OrderPlacedV1> for OrderPlaced {
 pub(crate) fn decode_payload(
     event_type: EventType,
     version: u32,
-    data: serde_json::Value,
+    data: &RawValue,
 ) -> Result<EventPayload, EventError> {
     use EventType as T;
     match (event_type, version) {
@@ -93,24 +94,34 @@ pub(crate) fn decode_payload(
     }
 }
 
-fn data_as<T: DeserializeOwned>(data: serde_json::Value) -> Result<T, EventError> {
-    if !data.is_object() {
+/// `data` read as `T`; a payload that is not `T` is read again, tracking paths, to say which
+/// field is wrong (only a broken event pays for that).
+fn data_as<T: DeserializeOwned>(data: &RawValue) -> Result<T, EventError> {
+    let json = data.get();
+    if !json.starts_with('{') {
         return Err(EventError::invalid(
             "data",
-            format!("must be an object, got {}", json_kind(&data)),
+            format!("must be an object, got {}", json_kind(json)),
         ));
     }
-    serde_path_to_error::deserialize(data).map_err(|err| EventError::from_serde(err, "data"))
+    serde_json::from_str(json).map_err(|first| {
+        let mut deserializer = serde_json::Deserializer::from_str(json);
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Err(err) => EventError::from_serde(err, "data"),
+            Ok(_) => EventError::from_json(first, "data".into()),
+        }
+    })
 }
 
-fn json_kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+/// What kind of JSON value `json` (valid JSON, as a raw value is) holds, from its first byte.
+fn json_kind(json: &str) -> &'static str {
+    match json.bytes().next() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -119,13 +130,17 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn raw(value: serde_json::Value) -> Box<RawValue> {
+        RawValue::from_string(value.to_string()).unwrap()
+    }
+
     #[test]
     fn every_known_version_has_a_decoder() {
         // GIVEN a data document that no payload accepts, every known (type, version) pair must
         // reach a struct decoder (a field error), never the "unsupported version" arm.
         for t in EventType::all() {
             for v in t.known_versions() {
-                let err = decode_payload(t, v, json!({})).unwrap_err();
+                let err = decode_payload(t, v, &raw(json!({}))).unwrap_err();
                 assert!(
                     matches!(err, EventError::MissingField { .. }),
                     "{t} v{v}: {err}"
@@ -133,11 +148,11 @@ mod tests {
             }
             let newer = t.current_version() + 1;
             assert!(matches!(
-                decode_payload(t, newer, json!({})),
+                decode_payload(t, newer, &raw(json!({}))),
                 Err(EventError::UnsupportedVersion { .. })
             ));
             assert!(matches!(
-                decode_payload(t, 0, json!({})),
+                decode_payload(t, 0, &raw(json!({}))),
                 Err(EventError::UnsupportedVersion { .. })
             ));
         }
@@ -150,7 +165,7 @@ mod tests {
             "items": [{"sku": "SKU-1", "quantity": 2, "price": "10.00"}]
         });
         let EventPayload::OrderPlaced(order) =
-            decode_payload(EventType::OrderPlaced, 1, data).unwrap()
+            decode_payload(EventType::OrderPlaced, 1, &raw(data)).unwrap()
         else {
             panic!("wrong payload type");
         };
@@ -161,7 +176,7 @@ mod tests {
 
     #[test]
     fn data_must_be_an_object() {
-        let err = decode_payload(EventType::OrderCancelled, 1, json!([1])).unwrap_err();
+        let err = decode_payload(EventType::OrderCancelled, 1, &raw(json!([1]))).unwrap_err();
         assert_eq!(
             err,
             EventError::invalid("data", "must be an object, got an array")
