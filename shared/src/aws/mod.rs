@@ -5,6 +5,7 @@
 //! path knows whether it talks to AWS or to an emulator.
 
 mod error;
+mod https;
 mod queue_arn;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 pub use error::{AwsError, AwsResultExt, error_chain};
 pub(crate) use error::{is_transient, is_transient_code};
+pub use https::{BUNDLES, TrustRoots};
 pub use queue_arn::QueueArn;
 
 /// How long one attempt of an AWS request may take before the SDK gives up on it (and retries,
@@ -34,11 +36,13 @@ pub fn timeouts() -> TimeoutConfig {
         .build()
 }
 
-/// Loads the shared SDK configuration from the environment, with [`timeouts`].
+/// Loads the shared SDK configuration from the environment, with [`timeouts`] and one HTTPS
+/// client trusting the platform's CA bundle ([`TrustRoots::platform`]).
 ///
 /// Call it once per process (per Lambda cold start) and build every client from the result.
 pub async fn sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(TrustRoots::platform().http_client())
         .timeout_config(timeouts())
         .load()
         .await
