@@ -6,10 +6,13 @@
 //! Debian about 140 more files, each a copy of a certificate already in the bundle) before the
 //! first request: 2 to 3 ms of a 9 ms cold start (`make bench`). One file holds them all.
 //!
-//! And why it is built into the client once: the SDK's client builds a throwaway TLS connector
-//! (every root parsed again) to validate *each* SDK client's configuration, one per
-//! `Client::from_conf` — four or five per function — and then one more for the first request.
-//! [`OnceValidated`] validates the first and lets the others through: the same check, once.
+//! And why the roots are checked here: the SDK's client builds a throwaway TLS connector (every
+//! root parsed again) to check *each* SDK client's configuration, one per `Client::from_conf`
+//! — four or five per function — before the first request builds the one it keeps. That check
+//! exists to load the platform's roots at start rather than at the first request; roots read
+//! from the bundle are already loaded, and checked once, by [`TrustRoots::platform`], so
+//! [`OnceValidated`] lets the SDK's checks through for them, and runs the SDK's check once (for
+//! the first SDK client) when the SDK loads the roots itself.
 //!
 //! Which file: `SSL_CERT_FILE` when set (as OpenSSL and `rustls-native-certs` honour it), else
 //! the first bundle of [`BUNDLES`] that exists. With only `SSL_CERT_DIR` set, or no bundle
@@ -115,8 +118,9 @@ impl TrustRoots {
     }
 
     /// An HTTPS client (rustls with aws-lc, as the SDK's default) trusting these roots, shared
-    /// by every SDK client built from it and validated once ([`OnceValidated`]).
+    /// by every SDK client built from it and checked at most once ([`OnceValidated`]).
     pub fn http_client(self) -> SharedHttpClient {
+        let checked = self.bundle.is_some();
         let provider = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc);
         let builder = aws_smithy_http_client::Builder::new().tls_provider(provider);
         let client = match TlsContext::builder().with_trust_store(self.store).build() {
@@ -126,14 +130,15 @@ impl TrustRoots {
                 builder.build_https()
             }
         };
-        SharedHttpClient::new(OnceValidated::new(client))
+        SharedHttpClient::new(OnceValidated::new(client, checked))
     }
 }
 
-/// An HTTP client whose base-configuration check runs for the first SDK client built from it
-/// only. The check (building a TLS connector and dropping it) depends on nothing but the HTTP
-/// client itself, so repeating it for every SDK client proves nothing new; connectors for
-/// requests are built and cached by the inner client as before.
+/// An HTTP client whose base-configuration check runs at most once: not at all if its roots
+/// were `checked` already, else for the first SDK client built from it. The check (building a
+/// TLS connector and dropping it) depends on nothing but the HTTP client itself, so repeating
+/// it for every SDK client proves nothing new; connectors for requests are built and cached by
+/// the inner client as before.
 #[derive(Debug)]
 pub(super) struct OnceValidated {
     inner: SharedHttpClient,
@@ -141,11 +146,11 @@ pub(super) struct OnceValidated {
 }
 
 impl OnceValidated {
-    /// Wraps `inner`.
-    pub(super) fn new(inner: SharedHttpClient) -> Self {
+    /// Wraps `inner`, whose roots are `checked` already or not.
+    pub(super) fn new(inner: SharedHttpClient, checked: bool) -> Self {
         OnceValidated {
             inner,
-            validated: AtomicBool::new(false),
+            validated: AtomicBool::new(checked),
         }
     }
 }
@@ -255,12 +260,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_http_client_is_checked_for_the_first_sdk_client_only() {
+    /// How often the SDK checks an HTTP client wrapped in [`OnceValidated`] while three SDK
+    /// clients are built from it.
+    fn checks_for_three_sdk_clients(roots_checked: bool) -> usize {
         let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let shared = SharedHttpClient::new(OnceValidated::new(SharedHttpClient::new(Counting(
-            checks.clone(),
-        ))));
+        let shared = SharedHttpClient::new(OnceValidated::new(
+            SharedHttpClient::new(Counting(checks.clone())),
+            roots_checked,
+        ));
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
@@ -269,7 +276,13 @@ mod tests {
         let _dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let _sns = aws_sdk_sns::Client::new(&sdk);
         let _sqs = aws_sdk_sqs::Client::new(&sdk);
-        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        checks.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn the_sdk_checks_the_http_client_once_or_not_at_all_when_its_roots_were_checked() {
+        assert_eq!(checks_for_three_sdk_clients(false), 1);
+        assert_eq!(checks_for_three_sdk_clients(true), 0);
     }
 
     #[test]
