@@ -15,6 +15,7 @@ pub mod conflicts;
 pub mod flow;
 pub mod http;
 pub mod interceptors;
+pub mod requests;
 pub mod services;
 pub mod stack;
 pub mod streams;

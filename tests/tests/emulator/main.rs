@@ -15,4 +15,5 @@ mod idempotency;
 mod journeys;
 mod outbox_tool;
 mod publishers;
+mod requests;
 mod services;
