@@ -78,6 +78,12 @@ pub struct Stats {
     pub failed_invocations: usize,
     /// Cold starts.
     pub cold_starts: usize,
+    /// Each cold start's init: from starting the process to its first request for work (what
+    /// Lambda reports as `Init Duration`), in order.
+    pub init_durations: Vec<Duration>,
+    /// The largest resident set an instance reached, in KiB (Linux's `VmHWM`, read when each
+    /// invocation ends; Lambda's `Max Memory Used`).
+    pub max_rss_kib: u64,
     /// Durations of the invocations, in order.
     pub durations: Vec<Duration>,
 }
@@ -97,11 +103,15 @@ struct Channel {
     available: Notify,
     results: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     asked_once: Mutex<bool>,
+    /// When the instance first asked for work.
+    first_asked: Mutex<Option<Instant>>,
     init_error: Mutex<Option<String>>,
 }
 
 /// A running instance of the function.
 struct Instance {
+    /// When its process was started.
+    started: Instant,
     channel: Arc<Channel>,
     child: tokio::sync::Mutex<tokio::process::Child>,
     pid: u32,
@@ -280,6 +290,9 @@ impl Function {
                 Outcome::Crashed(format!("the process exited; its last lines:\n{}", instance.last_lines()))
             }
         };
+        if let (Some(rss), Ok(mut stats)) = (instance.peak_rss_kib(), self.stats.lock()) {
+            stats.max_rss_kib = stats.max_rss_kib.max(rss);
+        }
         if let Ok(mut running) = self.running.lock() {
             running.retain(|i| !Arc::ptr_eq(i, &instance));
         }
@@ -347,6 +360,7 @@ impl Function {
                 }
                 if let Ok(mut stats) = self.stats.lock() {
                     stats.cold_starts += 1;
+                    stats.init_durations.extend(instance.init_duration());
                 }
                 Ok(instance)
             }
@@ -436,6 +450,7 @@ impl Function {
             .map_err(|e| format!("cannot open a Runtime API port: {e}"))?;
         let api = listener.local_addr().map_err(|e| e.to_string())?;
         let server = tokio::spawn(serve(listener, channel.clone(), self.arn()));
+        let spawned = Instant::now();
         let mut child = tokio::process::Command::new(&binary)
             .env_clear()
             .envs(self.environment(api))
@@ -480,6 +495,7 @@ impl Function {
             });
         }
         let instance = Arc::new(Instance {
+            started: spawned,
             channel: channel.clone(),
             child: tokio::sync::Mutex::new(child),
             pid,
@@ -538,6 +554,19 @@ impl Function {
 }
 
 impl Instance {
+    /// From starting the process to its first request for work.
+    fn init_duration(&self) -> Option<Duration> {
+        let first = self.channel.first_asked.lock().ok().and_then(|f| *f)?;
+        Some(first.saturating_duration_since(self.started))
+    }
+
+    /// The largest resident set the process has had so far, in KiB (Linux only).
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+
     fn is_alive(&self) -> bool {
         self.alive.lock().map(|a| *a).unwrap_or(false)
     }
@@ -602,6 +631,9 @@ async fn route(request: Request<Incoming>, channel: &Channel, arn: &str) -> Resp
         (Method::GET, ["2018-06-01", "runtime", "invocation", "next"]) => {
             if let Ok(mut asked) = channel.asked_once.lock() {
                 *asked = true;
+            }
+            if let Ok(mut first) = channel.first_asked.lock() {
+                first.get_or_insert_with(Instant::now);
             }
             loop {
                 let next = channel.queue.lock().ok().and_then(|mut q| q.pop_front());

@@ -141,9 +141,12 @@ async fn orders_end_confirmed_declined_and_out_of_stock_across_every_table() {
             metrics.get(function).is_some_and(|m| {
                 // The orders function's HTTP requests are invocations too, without a document.
                 let sqs_only = function != "OrdersFunction";
-                (!sqs_only
-                    || m.received == delivered.records as u64
-                        && (1..=delivered.cold_starts as u64).contains(&m.cold_starts))
+                // Each instance start measured its init, as Lambda's REPORT line does.
+                delivered.init_durations.len() == delivered.cold_starts
+                    && delivered.max_rss_kib > 0
+                    && (!sqs_only
+                        || m.received == delivered.records as u64
+                            && (1..=delivered.cold_starts as u64).contains(&m.cold_starts))
                     && m.received > 0
                     && m.succeeded + m.failed == m.received
                     && m.dead_lettered_total() == 0

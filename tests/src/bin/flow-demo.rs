@@ -253,16 +253,20 @@ async fn main() {
         );
     }
 
-    println!("\nservices                 invocations  records  failed  cold starts  p50      p99");
+    println!(
+        "\nservices                 invocations  records  failed  cold starts  init p50  p50      p99      max memory"
+    );
     for (id, stats) in deployed.runner.stats() {
         println!(
-            "  {id:<22} {:>11}  {:>7}  {:>6}  {:>11}  {:>5} ms {:>5} ms",
+            "  {id:<22} {:>11}  {:>7}  {:>6}  {:>11}  {:>5.1} ms {:>5} ms {:>5} ms {:>7.1} MiB",
             stats.invocations,
             stats.records,
             stats.failed_records,
             stats.cold_starts,
+            percentile(&stats.init_durations, 0.5).as_secs_f64() * 1e3,
             percentile(&stats.durations, 0.5).as_millis(),
-            percentile(&stats.durations, 0.99).as_millis()
+            percentile(&stats.durations, 0.99).as_millis(),
+            stats.max_rss_kib as f64 / 1024.0
         );
     }
 
