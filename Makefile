@@ -13,6 +13,9 @@ INFRA_VENV := .venv-infra
 INFRA_STAMP := $(INFRA_VENV)/.installed-$(shell cksum < scripts/requirements-infra.txt | cut -d' ' -f1)
 SAM_VENV := .venv-sam
 SAM_STAMP := $(SAM_VENV)/.installed-$(shell cksum < scripts/requirements-sam.txt | cut -d' ' -f1)
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed-$(shell cksum < bench/requirements-powertools.txt | cut -d' ' -f1)
+FUNCTIONS := orders payment inventory notification analytics outbox-relay
 TEMPLATE := infra/template.yaml
 # The SAM CLI sends telemetry unless told not to.
 export SAM_CLI_TELEMETRY := 0
@@ -55,8 +58,21 @@ lint: ## cargo fmt --check, clippy -D warnings, and the library's docs without a
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked -p orderflow --no-deps --features lambda,testing
 
-bench: ## Benchmarks of the per-record hot path (criterion; release build)
+# Powertools for the comparison in bench/REPORT.md. Without a working Python the report says so
+# and shows orderflow's figures alone, so a failure here does not stop `make bench`.
+$(BENCH_STAMP): bench/requirements-powertools.txt
+	@rm -rf $(BENCH_VENV)
+	@if $(PYTHON) -m venv $(BENCH_VENV) \
+	  && $(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-powertools.txt; then \
+	  touch $@; \
+	else echo "make bench: no Python with Powertools; the report shows orderflow alone"; rm -rf $(BENCH_VENV); fi
+
+bench: ## Benchmarks beside Powertools (Python): cold start, size, per record; writes bench/REPORT.md
+	-@$(MAKE) --no-print-directory $(BENCH_STAMP)
 	$(CARGO) bench --locked -p orderflow --bench hot_path
+	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS) orderflow-bench)
+	python=$(BENCH_VENV)/bin/python; \
+	  target/release/orderflow-bench $$([ -x $$python ] && echo --python $$python)
 
 unit: ## Every test that needs no emulator (all but the orderflow-tests crate)
 	$(CARGO) test --workspace --exclude orderflow-tests --locked

@@ -1,6 +1,8 @@
 //! What every record pays: decoding and validating an event, encoding one, and a 10-record
-//! batch through the consumer (SNS unwrapping, decode, routing, in-memory idempotency, handler).
-//! `make bench` runs these; targets are in README (Benchmarks), never in timed tests.
+//! batch through the consumer, from the bytes Lambda hands the runtime (the SQS event's JSON →
+//! SNS unwrap → decode + validate → route → in-memory idempotency or none → a no-op handler).
+//! `make bench` runs these and writes `bench/REPORT.md`; targets live there, never in timed
+//! tests.
 
 // Benchmark code: a failed call is a failed run.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -48,25 +50,63 @@ fn event_codec(c: &mut Criterion) {
     });
 }
 
+/// The batch the Powertools comparison reads too (`bench/powertools_bench.py`): 10 SQS records,
+/// each an SNS notification wrapping an `OrderPlaced`.
+const BATCH_FILE: &[u8] = include_bytes!("../../bench/sqs-batch-10.json");
+
 fn consumer_batch(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let consumer = Consumer::new("bench", ())
-        .on(noop)
-        .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())));
-    c.bench_function(
-        "consume 10 SNS-wrapped records (in-memory idempotency)",
-        |b| {
-            // A fresh batch each time: new event ids, so every record takes the acquire path.
-            b.iter_batched(
-                || batch(10),
-                |event| runtime.block_on(consumer.process(&event, &Invocation::default())),
-                criterion::BatchSize::SmallInput,
-            )
-        },
+    let decode = |bytes: &[u8]| -> aws_lambda_events::event::sqs::SqsEvent {
+        serde_json::from_slice(bytes).unwrap()
+    };
+    let check = |outcome: &orderflow::consume::BatchOutcome| {
+        assert!(
+            outcome.records.len() == 10
+                && outcome
+                    .records
+                    .iter()
+                    .all(|(_, o)| matches!(o, orderflow::consume::RecordOutcome::Handled)),
+            "every record of the batch file is handled: {outcome:?}"
+        );
+    };
+    check(
+        &runtime.block_on(
+            Consumer::new("bench", ())
+                .on(noop)
+                .process(&decode(BATCH_FILE), &Invocation::default()),
+        ),
     );
+    let mut group = c.benchmark_group("consume the batch file (10 records, from its JSON)");
+    let bare = Consumer::new("bench", ()).on(noop);
+    group.bench_function("no idempotency", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(bare.process(&decode(black_box(BATCH_FILE)), &Invocation::default()))
+                .response()
+        })
+    });
+    group.bench_function("in-memory idempotency", |b| {
+        // A fresh store each time, so every record takes the acquire path (not the duplicate one).
+        b.iter_batched(
+            || {
+                Consumer::new("bench", ())
+                    .on(noop)
+                    .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+            },
+            |consumer| {
+                runtime
+                    .block_on(
+                        consumer.process(&decode(black_box(BATCH_FILE)), &Invocation::default()),
+                    )
+                    .response()
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    group.finish();
 }
 
 /// What telemetry adds: the same batch through `Consumer::handle` bare, with the EMF metrics

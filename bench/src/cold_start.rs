@@ -1,0 +1,145 @@
+//! A function binary's cold start as Lambda counts its init: from starting the process to its
+//! first `GET /runtime/invocation/next` on the Runtime API, with every SDK client built.
+//!
+//! The Runtime API here is a listener that notes when the request arrives and never answers
+//! it; the process is then killed. Peak resident memory is Linux's `VmHWM` read at that moment.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// What every function reads at start, deployed or here: the Lambda variables, and each
+/// function's own (tables, topic, queues) set to names nothing is asked about, since init makes
+/// no request. The endpoint is a closed port, so a request init did make would show as an error.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+    ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+    ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+    ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ACCESS_KEY_ID", "bench"),
+    ("AWS_SECRET_ACCESS_KEY", "bench"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("POWERTOOLS_METRICS_NAMESPACE", "orderflow-bench"),
+    ("POWERTOOLS_SERVICE_NAME", "bench"),
+    ("IDEMPOTENCY_TABLE", "bench-idempotency"),
+    (
+        "DEAD_LETTER_QUEUE_URL",
+        "http://127.0.0.1:9/000000000000/bench-dlq",
+    ),
+    (
+        "EVENTS_TOPIC_ARN",
+        "arn:aws:sns:us-east-1:000000000000:bench-events",
+    ),
+    (
+        "FAILURE_QUEUE_URL",
+        "http://127.0.0.1:9/000000000000/bench-failures",
+    ),
+    ("ORDERS_TABLE", "bench-orders"),
+    ("PAYMENTS_TABLE", "bench-payments"),
+    ("INVENTORY_TABLE", "bench-inventory"),
+    ("NOTIFICATIONS_TABLE", "bench-notifications"),
+    ("ANALYTICS_TABLE", "bench-analytics"),
+];
+
+/// One binary's cold starts.
+#[derive(Clone, Debug)]
+pub(crate) struct ColdStarts {
+    /// Each run's init, sorted.
+    pub(crate) init: Vec<Duration>,
+    /// The largest peak resident set of the runs, in KiB.
+    pub(crate) peak_rss_kib: u64,
+}
+
+impl ColdStarts {
+    /// The median init.
+    pub(crate) fn median(&self) -> Duration {
+        self.init[self.init.len() / 2]
+    }
+
+    /// The fastest init.
+    pub(crate) fn min(&self) -> Duration {
+        self.init[0]
+    }
+
+    /// The 90th percentile.
+    pub(crate) fn p90(&self) -> Duration {
+        self.init[(self.init.len() * 9 / 10).min(self.init.len() - 1)]
+    }
+}
+
+/// Starts `binary` `runs` times and measures each init.
+pub(crate) fn measure(binary: &Path, runs: usize) -> anyhow::Result<ColdStarts> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot open a Runtime API port")?;
+    let api = listener.local_addr()?;
+    let (asked, next) = mpsc::channel::<Instant>();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let asked = asked.clone();
+            thread::spawn(move || note_next(stream, &asked));
+        }
+    });
+    let mut init = Vec::with_capacity(runs);
+    let mut peak_rss_kib = 0;
+    for _ in 0..runs {
+        let started = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .envs(ENVIRONMENT.iter().copied())
+            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", function_name(binary))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        let asked_at = next.recv_timeout(Duration::from_secs(10));
+        let rss = peak_rss(child.id());
+        let _ = child.kill();
+        let output = child.wait_with_output()?;
+        let Ok(asked_at) = asked_at else {
+            bail!(
+                "{} did not ask for work within 10 s: {}",
+                binary.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        init.push(asked_at.saturating_duration_since(started));
+        peak_rss_kib = peak_rss_kib.max(rss.unwrap_or(0));
+    }
+    init.sort();
+    Ok(ColdStarts { init, peak_rss_kib })
+}
+
+fn function_name(binary: &Path) -> String {
+    binary
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Reads requests from one connection; notes the time of each `invocation/next`, then holds the
+/// connection open (the function waits for work that never comes).
+fn note_next(stream: TcpStream, asked: &mpsc::Sender<Instant>) {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+        if line.starts_with("GET ") && line.contains("/runtime/invocation/next") {
+            let _ = asked.send(Instant::now());
+        }
+        line.clear();
+    }
+}
+
+/// The process's peak resident set so far, in KiB (`VmHWM`).
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}

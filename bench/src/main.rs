@@ -1,0 +1,88 @@
+//! `orderflow-bench`: measures what `make bench` reports and writes `bench/REPORT.md`.
+//!
+//! In one run, on this machine: each function's cold start and peak memory, each binary's size
+//! (stripped, and deflated as in its deployment zip), the per-record cost of the consumer from
+//! criterion's results (`make bench` runs `cargo bench` first), and Powertools for AWS Lambda
+//! (Python) on the same batch file, per record warm and at cold start.
+
+mod cold_start;
+mod criterion;
+mod powertools;
+mod report;
+mod size;
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Measure and write the benchmark report.
+#[derive(Parser)]
+struct Args {
+    /// Where the release binaries are.
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// The function binaries to measure.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "orders,payment,inventory,notification,analytics,outbox-relay"
+    )]
+    functions: Vec<String>,
+    /// Cold starts per function.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// criterion's output folder.
+    #[arg(long, default_value = "target/criterion")]
+    criterion_dir: PathBuf,
+    /// The Python with `aws-lambda-powertools[parser]` and boto3; without it the report says
+    /// so and shows ours alone.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The batch both consumers read.
+    #[arg(long, default_value = "bench/sqs-batch-10.json")]
+    batch: PathBuf,
+    /// The Powertools side of the comparison.
+    #[arg(long, default_value = "bench/powertools_bench.py")]
+    powertools_script: PathBuf,
+    /// Where to write the report.
+    #[arg(long, default_value = "bench/REPORT.md")]
+    report: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut functions = Vec::new();
+    for name in &args.functions {
+        let binary = args.bin_dir.join(name);
+        eprintln!("cold start: {name} ({} runs)", args.runs);
+        let cold = cold_start::measure(&binary, args.runs)?;
+        let size = size::of(&binary)?;
+        functions.push(report::Function {
+            name: name.clone(),
+            cold,
+            size,
+        });
+    }
+    let consumer = criterion::read(&args.criterion_dir)?;
+    let powertools = match &args.python {
+        Some(python) => {
+            eprintln!(
+                "Powertools for AWS Lambda (Python) on {}",
+                args.batch.display()
+            );
+            powertools::measure(python, &args.powertools_script, &args.batch)
+        }
+        None => Err(anyhow::anyhow!("no --python given")),
+    };
+    let text = report::Report {
+        functions,
+        consumer,
+        powertools,
+        records_per_batch: 10,
+    }
+    .render()?;
+    std::fs::write(&args.report, &text)?;
+    print!("{text}");
+    eprintln!("written to {}", args.report.display());
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! `bench/REPORT.md`: the figures of one run, the machine, date and commit they came from, and
+//! the targets beside them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::cold_start::ColdStarts;
+use crate::powertools::Powertools;
+use crate::size::Size;
+
+/// The targets (issue 14); the report says for each whether this run meets it.
+const COLD_START_TARGET_MS: f64 = 4.0;
+const PEAK_RSS_TARGET_MIB: f64 = 15.0;
+const BINARY_TARGET_MB: f64 = 6.0;
+const ZIP_TARGET_MB: f64 = 3.0;
+const PER_RECORD_BARE_TARGET_US: f64 = 2.0;
+const PER_RECORD_IDEMPOTENT_TARGET_US: f64 = 4.0;
+
+/// criterion's ids of the two per-record benchmarks (`shared/benches/hot_path.rs`).
+const BARE: &str = "consume the batch file (10 records, from its JSON)/no idempotency";
+const IDEMPOTENT: &str = "consume the batch file (10 records, from its JSON)/in-memory idempotency";
+
+/// One function's figures.
+pub(crate) struct Function {
+    /// Its binary's name.
+    pub(crate) name: String,
+    /// Its cold starts.
+    pub(crate) cold: ColdStarts,
+    /// Its binary's size.
+    pub(crate) size: Size,
+}
+
+/// Everything one run measured.
+pub(crate) struct Report {
+    /// Per function.
+    pub(crate) functions: Vec<Function>,
+    /// criterion's medians, by id.
+    pub(crate) consumer: BTreeMap<String, Duration>,
+    /// Powertools, or why it was not measured.
+    pub(crate) powertools: anyhow::Result<Powertools>,
+    /// Records in the batch file.
+    pub(crate) records_per_batch: u32,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "**not met**" }
+}
+
+fn command(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, m)| m.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "{model}, {cores} cores, {} {}, Linux {}",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        command("uname", &["-r"])
+    )
+}
+
+impl Report {
+    fn per_record(&self, id: &str) -> Option<f64> {
+        self.consumer
+            .get(id)
+            .map(|d| d.as_secs_f64() * 1e6 / f64::from(self.records_per_batch))
+    }
+
+    /// The report as Markdown.
+    pub(crate) fn render(&self) -> anyhow::Result<String> {
+        let mut out = String::new();
+        let dirty = if command("git", &["status", "--porcelain"]).is_empty() {
+            ""
+        } else {
+            " (with uncommitted changes)"
+        };
+        writeln!(out, "# orderflow benchmark report\n")?;
+        writeln!(
+            out,
+            "Written by `make bench` (`orderflow-bench`); every figure below is from one run.\n"
+        )?;
+        writeln!(
+            out,
+            "- date: {}",
+            command("date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+        )?;
+        writeln!(
+            out,
+            "- commit: {}{dirty}",
+            command("git", &["rev-parse", "--short", "HEAD"])
+        )?;
+        writeln!(out, "- machine: {}", machine())?;
+        writeln!(out, "- toolchain: {}\n", command("rustc", &["--version"]))?;
+
+        writeln!(out, "## Cold start and size, per function\n")?;
+        writeln!(
+            out,
+            "Init = process start → its first Runtime API `GET /invocation/next`, every SDK client built \
+             (what Lambda reports as Init Duration); {} starts each. Peak RSS = `VmHWM` at that moment. \
+             Size = the stripped release binary; deflated = its size in the deployment zip.\n",
+            self.functions.first().map_or(0, |f| f.cold.init.len())
+        )?;
+        writeln!(
+            out,
+            "| function | init median | min | p90 | peak RSS | binary | deflated |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        for f in &self.functions {
+            writeln!(
+                out,
+                "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} MiB | {:.2} MB | {:.2} MB |",
+                f.name,
+                ms(f.cold.median()),
+                ms(f.cold.min()),
+                ms(f.cold.p90()),
+                f.cold.peak_rss_kib as f64 / 1024.0,
+                mb(f.size.bytes),
+                mb(f.size.deflated)
+            )?;
+        }
+
+        writeln!(
+            out,
+            "\n## Per record, warm, beside Powertools for AWS Lambda (Python)\n"
+        )?;
+        writeln!(
+            out,
+            "The same file, `bench/sqs-batch-10.json`: {} SQS records, each an SNS notification wrapping \
+             an `OrderPlaced`, from its JSON bytes to the partial batch response, a handler that does \
+             nothing. orderflow: criterion (`shared/benches/hot_path.rs`), median. Powertools: \
+             `BatchProcessor` + `process_partial_response` with the Parser's `SqsRecordModel` / \
+             `SnsNotificationModel` and a pydantic model of `OrderPlaced` checking the same rules \
+             (`bench/powertools_bench.py`), `json.loads` of the event included, median of 50 rounds.\n",
+            self.records_per_batch
+        )?;
+        writeln!(out, "| consumer | per record |")?;
+        writeln!(out, "|---|---|")?;
+        let bare = self.per_record(BARE);
+        let idempotent = self.per_record(IDEMPOTENT);
+        let cell = |v: Option<f64>| v.map_or("not measured".into(), |v| format!("{v:.2} µs"));
+        writeln!(out, "| orderflow, no idempotency | {} |", cell(bare))?;
+        writeln!(
+            out,
+            "| orderflow, in-memory idempotency store | {} |",
+            cell(idempotent)
+        )?;
+        match &self.powertools {
+            Ok(p) => {
+                writeln!(
+                    out,
+                    "| Powertools (Python {}, aws-lambda-powertools {}, pydantic {}), no idempotency | {:.2} µs |",
+                    p.versions.get("python").map_or("?", String::as_str),
+                    p.versions
+                        .get("aws-lambda-powertools")
+                        .map_or("?", String::as_str),
+                    p.versions.get("pydantic").map_or("?", String::as_str),
+                    p.per_record_us
+                )?;
+                if let Some(bare) = bare {
+                    writeln!(
+                        out,
+                        "\norderflow takes {:.1}× less time per record than Powertools.",
+                        p.per_record_us / bare
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "\nPowertools' cold start (a fresh interpreter: imports + boto3 clients for SNS, SQS and \
+                     DynamoDB, boto3 {}): {:.0} ms median of 10.",
+                    p.versions.get("boto3").map_or("?", String::as_str),
+                    p.cold_start_ms
+                )?;
+            }
+            Err(why) => writeln!(out, "| Powertools | not measured: {why:#} |")?,
+        }
+
+        writeln!(out, "\n## Targets\n")?;
+        writeln!(out, "| what | target | this run | |")?;
+        writeln!(out, "|---|---|---|---|")?;
+        let worst_init = self
+            .functions
+            .iter()
+            .map(|f| ms(f.cold.median()))
+            .fold(0.0, f64::max);
+        let worst_rss = self
+            .functions
+            .iter()
+            .map(|f| f.cold.peak_rss_kib as f64 / 1024.0)
+            .fold(0.0, f64::max);
+        let worst_size = self
+            .functions
+            .iter()
+            .map(|f| mb(f.size.bytes))
+            .fold(0.0, f64::max);
+        let worst_zip = self
+            .functions
+            .iter()
+            .map(|f| mb(f.size.deflated))
+            .fold(0.0, f64::max);
+        let rows: [(&str, String, f64, f64, &str); 6] = [
+            (
+                "cold start, slowest function's median",
+                format!("≤ {COLD_START_TARGET_MS} ms"),
+                worst_init,
+                COLD_START_TARGET_MS,
+                "ms",
+            ),
+            (
+                "peak RSS at init, largest",
+                format!("≤ {PEAK_RSS_TARGET_MIB} MiB"),
+                worst_rss,
+                PEAK_RSS_TARGET_MIB,
+                "MiB",
+            ),
+            (
+                "binary, largest",
+                format!("≤ {BINARY_TARGET_MB} MB"),
+                worst_size,
+                BINARY_TARGET_MB,
+                "MB",
+            ),
+            (
+                "zip, largest",
+                format!("≤ {ZIP_TARGET_MB} MB"),
+                worst_zip,
+                ZIP_TARGET_MB,
+                "MB",
+            ),
+            (
+                "per record, no idempotency",
+                format!("≤ {PER_RECORD_BARE_TARGET_US} µs"),
+                bare.unwrap_or(f64::INFINITY),
+                PER_RECORD_BARE_TARGET_US,
+                "µs",
+            ),
+            (
+                "per record, in-memory idempotency",
+                format!("≤ {PER_RECORD_IDEMPOTENT_TARGET_US} µs"),
+                idempotent.unwrap_or(f64::INFINITY),
+                PER_RECORD_IDEMPOTENT_TARGET_US,
+                "µs",
+            ),
+        ];
+        for (what, target, value, limit, unit) in rows {
+            writeln!(
+                out,
+                "| {what} | {target} | {value:.2} {unit} | {} |",
+                verdict(value <= limit)
+            )?;
+        }
+        Ok(out)
+    }
+}
