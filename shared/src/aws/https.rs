@@ -118,7 +118,8 @@ impl TrustRoots {
     }
 
     /// An HTTPS client (rustls with aws-lc, as the SDK's default) trusting these roots, shared
-    /// by every SDK client built from it and checked at most once ([`OnceValidated`]).
+    /// by every SDK client built from it; the SDK's check of it (a throwaway TLS connector per
+    /// SDK client) runs at most once, and not at all for roots read from a bundle.
     pub fn http_client(self) -> SharedHttpClient {
         let checked = self.bundle.is_some();
         let provider = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc);
