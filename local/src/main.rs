@@ -93,6 +93,7 @@ async fn sdk(common: &Common) -> anyhow::Result<aws_config::SdkConfig> {
         );
     };
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(orderflow::aws::TrustRoots::platform().http_client())
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region()))
         .timeout_config(orderflow::aws::timeouts())

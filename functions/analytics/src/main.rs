@@ -3,7 +3,9 @@
 use analytics::{Config, consumer};
 use orderflow::env::FromVars;
 
-#[tokio::main]
+// One thread: an invocation is one batch at a time, its records run concurrently as futures
+// (I/O-bound); no worker threads to start at a cold start, and a smaller binary.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     orderflow::telemetry::init("info");
     let config = Config::from_env()?;

@@ -1,40 +1,28 @@
-//! The HTTPS client every SDK client of a process shares, trusting the platform's CA bundle
-//! read from one file.
+//! The trust roots of the HTTPS client every SDK client of a process shares, read from the
+//! platform's CA bundle in one file and parsed once, at start.
 //!
-//! Why not the SDK's default client: it finds the platform's roots with `rustls-native-certs`,
-//! which on Linux reads the CA bundle *and then every file in the certificates folder* (on
-//! Debian about 140 more files, each a copy of a certificate already in the bundle) before the
-//! first request: 2 to 3 ms of a 9 ms cold start (`make bench`). One file holds them all.
-//!
-//! And why the roots are checked here: the SDK's client builds a throwaway TLS connector (every
-//! root parsed again) to check *each* SDK client's configuration, one per `Client::from_conf`
-//! — four or five per function — before the first request builds the one it keeps. That check
-//! exists to load the platform's roots at start rather than at the first request; roots read
-//! from the bundle are already loaded, and checked once, by [`TrustRoots::platform`], so
-//! [`OnceValidated`] lets the SDK's checks through for them, and runs the SDK's check once (for
-//! the first SDK client) when the SDK loads the roots itself.
+//! Why not the SDK's loading: it finds the platform's roots with `rustls-native-certs`, which on
+//! Linux reads the CA bundle *and then every file in the certificates folder* (on Debian about
+//! 140 more files, each a copy of a certificate already in the bundle) before the first request:
+//! 2 to 3 ms of a 9 ms cold start (`make bench`). One file holds them all. The SDK's client also
+//! parsed every root again for each SDK client it checked (a throwaway TLS connector per
+//! `Client::from_conf`) and once more at the first request; [`super::http1`] builds its TLS
+//! configuration once from the roots parsed here.
 //!
 //! Which file: `SSL_CERT_FILE` when set (as OpenSSL and `rustls-native-certs` honour it), else
 //! the first bundle of [`BUNDLES`] that exists. With only `SSL_CERT_DIR` set, or no bundle
-//! found, or a bundle without one usable certificate, the client falls back to the SDK's own
-//! loading, so a platform this does not know still connects.
+//! found, or a bundle rustls cannot take whole, the roots are loaded the SDK's way
+//! (`rustls-native-certs`, which skips what it cannot use), so a platform this does not know
+//! still connects.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::runtime_components::{
-    RuntimeComponents, RuntimeComponentsBuilder,
-};
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
+
+use super::http1::Http1Client;
 
 /// Where Linux distributions and macOS keep the CA bundle, in the order `openssl-probe` tries
 /// them; Lambda's Amazon Linux 2023 is the first.
@@ -49,11 +37,11 @@ pub const BUNDLES: &[&str] = &[
 /// The roots an HTTPS client trusts, and where they came from.
 #[derive(Clone, Debug)]
 pub struct TrustRoots {
-    /// The bundle read, or `None` when the SDK's own loading is used.
+    /// The bundle read, or `None` when the platform's roots were loaded the SDK's way.
     pub bundle: Option<PathBuf>,
-    /// The certificates of the bundle (0 when the SDK's own loading is used).
+    /// The certificates trusted.
     pub certificates: usize,
-    store: TrustStore,
+    roots: RootCertStore,
 }
 
 impl TrustRoots {
@@ -81,7 +69,7 @@ impl TrustRoots {
             return Self::native();
         };
         match std::fs::read(&bundle) {
-            Ok(pem) => Self::from_bundle(bundle, pem),
+            Ok(pem) => Self::from_bundle(bundle, &pem),
             Err(err) => {
                 tracing::warn!(bundle = %bundle.display(), error = %err, "cannot read the CA bundle; loading the platform's roots the SDK's way");
                 Self::native()
@@ -90,12 +78,12 @@ impl TrustRoots {
     }
 
     /// The roots of `pem`, a bundle read from `bundle`.
-    fn from_bundle(bundle: PathBuf, pem: Vec<u8>) -> Self {
-        match check(&pem) {
-            Ok(certificates) if certificates > 0 => TrustRoots {
+    pub(super) fn from_bundle(bundle: PathBuf, pem: &[u8]) -> Self {
+        match parse(pem) {
+            Ok(roots) if !roots.is_empty() => TrustRoots {
                 bundle: Some(bundle),
-                certificates,
-                store: TrustStore::empty().with_pem_certificate(pem),
+                certificates: roots.len(),
+                roots,
             },
             Ok(_) => {
                 tracing::warn!(bundle = %bundle.display(), "no certificate in the CA bundle; loading the platform's roots the SDK's way");
@@ -108,93 +96,39 @@ impl TrustRoots {
         }
     }
 
-    /// The SDK's own loading of the platform's roots.
+    /// The platform's roots as the SDK loads them (`rustls-native-certs`: `SSL_CERT_FILE`,
+    /// `SSL_CERT_DIR`, the platform's bundle and folder), every usable certificate.
     fn native() -> Self {
+        let found = rustls_native_certs::load_native_certs();
+        for err in &found.errors {
+            tracing::warn!(error = %err, "while loading the platform's CA certificates");
+        }
+        let mut roots = RootCertStore::empty();
+        let (added, skipped) = roots.add_parsable_certificates(found.certs);
+        if skipped > 0 {
+            tracing::warn!(
+                added,
+                skipped,
+                "some platform CA certificates cannot be roots; skipped"
+            );
+        }
         TrustRoots {
             bundle: None,
-            certificates: 0,
-            store: TrustStore::default(),
+            certificates: roots.len(),
+            roots,
         }
     }
 
-    /// An HTTPS client (rustls with aws-lc, as the SDK's default) trusting these roots, shared
-    /// by every SDK client built from it; the SDK's check of it (a throwaway TLS connector per
-    /// SDK client) runs at most once, and not at all for roots read from a bundle.
+    /// The HTTP client every SDK client of the process shares: HTTP/1.1 over rustls, trusting
+    /// these roots, its TLS configuration built now rather than at the first request.
     pub fn http_client(self) -> SharedHttpClient {
-        let checked = self.bundle.is_some();
-        let provider = tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc);
-        let builder = aws_smithy_http_client::Builder::new().tls_provider(provider);
-        let client = match TlsContext::builder().with_trust_store(self.store).build() {
-            Ok(context) => builder.tls_context(context).build_https(),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot use the CA bundle; loading the platform's roots the SDK's way");
-                builder.build_https()
-            }
-        };
-        SharedHttpClient::new(OnceValidated::new(client, checked))
+        SharedHttpClient::new(Http1Client::new(self.roots))
     }
 }
 
-/// An HTTP client whose base-configuration check runs at most once: not at all if its roots
-/// were `checked` already, else for the first SDK client built from it. The check (building a
-/// TLS connector and dropping it) depends on nothing but the HTTP client itself, so repeating
-/// it for every SDK client proves nothing new; connectors for requests are built and cached by
-/// the inner client as before.
-#[derive(Debug)]
-pub(super) struct OnceValidated {
-    inner: SharedHttpClient,
-    validated: AtomicBool,
-}
-
-impl OnceValidated {
-    /// Wraps `inner`, whose roots are `checked` already or not.
-    pub(super) fn new(inner: SharedHttpClient, checked: bool) -> Self {
-        OnceValidated {
-            inner,
-            validated: AtomicBool::new(checked),
-        }
-    }
-}
-
-impl HttpClient for OnceValidated {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        self.inner.http_connector(settings, components)
-    }
-
-    fn validate_base_client_config(
-        &self,
-        components: &RuntimeComponentsBuilder,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        if self.validated.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.inner.validate_base_client_config(components, cfg)?;
-        self.validated.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    fn validate_final_config(
-        &self,
-        components: &RuntimeComponents,
-        cfg: &ConfigBag,
-    ) -> Result<(), BoxError> {
-        self.inner.validate_final_config(components, cfg)
-    }
-
-    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
-        self.inner.connector_metadata()
-    }
-}
-
-/// How many certificates `pem` holds, if rustls takes every one as a trust anchor. Checked
-/// here because the SDK's client panics at its first connection on one it cannot parse; the
-/// SDK's own loading skips such a certificate instead, so a bundle with one falls back to it.
-fn check(pem: &[u8]) -> Result<usize, String> {
+/// Every certificate of `pem` as a root, or why one cannot be: a bundle rustls cannot take
+/// whole is loaded the SDK's way, which skips what it cannot use.
+fn parse(pem: &[u8]) -> Result<RootCertStore, String> {
     let mut roots = RootCertStore::empty();
     for (index, certificate) in CertificateDer::pem_slice_iter(pem).enumerate() {
         let der = certificate.map_err(|err| format!("certificate {index}: {err}"))?;
@@ -202,7 +136,7 @@ fn check(pem: &[u8]) -> Result<usize, String> {
             .add(der)
             .map_err(|err| format!("certificate {index}: {err}"))?;
     }
-    Ok(roots.len())
+    Ok(roots)
 }
 
 #[cfg(test)]
@@ -216,8 +150,8 @@ mod tests {
     #[test]
     fn a_bundle_is_used_only_if_every_certificate_in_it_can_be_a_root() {
         let bundle = format!("# a comment\n{ROOT}\n{ROOT}");
-        assert_eq!(check(bundle.as_bytes()), Ok(2));
-        let roots = TrustRoots::from_bundle("/b".into(), bundle.into_bytes());
+        assert_eq!(parse(bundle.as_bytes()).map(|r| r.len()), Ok(2));
+        let roots = TrustRoots::from_bundle("/b".into(), bundle.as_bytes());
         assert_eq!(
             (roots.bundle.as_deref(), roots.certificates),
             (Some(Path::new("/b")), 2)
@@ -227,68 +161,20 @@ mod tests {
             "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END CERTIFICATE-----\n";
         let broken = format!("{ROOT}\n{garbage}");
         assert!(
-            check(broken.as_bytes())
+            parse(broken.as_bytes())
                 .unwrap_err()
                 .contains("certificate 1")
         );
-        let roots = TrustRoots::from_bundle("/b".into(), broken.into_bytes());
+        let roots = TrustRoots::from_bundle("/b".into(), broken.as_bytes());
         assert!(
             roots.bundle.is_none(),
             "the SDK's loading, which skips what it cannot use"
         );
     }
 
-    /// An HTTP client that counts the SDK's checks of it and answers nothing.
-    #[derive(Debug, Default)]
-    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-    impl HttpClient for Counting {
-        fn http_connector(
-            &self,
-            _: &HttpConnectorSettings,
-            _: &RuntimeComponents,
-        ) -> SharedHttpConnector {
-            unreachable!("no request is made")
-        }
-
-        fn validate_base_client_config(
-            &self,
-            _: &RuntimeComponentsBuilder,
-            _: &ConfigBag,
-        ) -> Result<(), BoxError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        }
-    }
-
-    /// How often the SDK checks an HTTP client wrapped in [`OnceValidated`] while three SDK
-    /// clients are built from it.
-    fn checks_for_three_sdk_clients(roots_checked: bool) -> usize {
-        let checks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let shared = SharedHttpClient::new(OnceValidated::new(
-            SharedHttpClient::new(Counting(checks.clone())),
-            roots_checked,
-        ));
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .http_client(shared)
-            .build();
-        let _dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-        let _sns = aws_sdk_sns::Client::new(&sdk);
-        let _sqs = aws_sdk_sqs::Client::new(&sdk);
-        checks.load(Ordering::SeqCst)
-    }
-
-    #[test]
-    fn the_sdk_checks_the_http_client_once_or_not_at_all_when_its_roots_were_checked() {
-        assert_eq!(checks_for_three_sdk_clients(false), 1);
-        assert_eq!(checks_for_three_sdk_clients(true), 0);
-    }
-
     #[test]
     fn a_bundle_without_a_certificate_falls_back_to_the_sdks_loading() {
-        let roots = TrustRoots::from_bundle("/x".into(), b"no certificates here".to_vec());
+        let roots = TrustRoots::from_bundle("/x".into(), b"no certificates here");
         assert!(roots.bundle.is_none());
     }
 

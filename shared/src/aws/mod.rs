@@ -5,6 +5,7 @@
 //! path knows whether it talks to AWS or to an emulator.
 
 mod error;
+mod http1;
 mod https;
 mod queue_arn;
 
