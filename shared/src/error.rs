@@ -19,6 +19,13 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
             "HandlerPermanent"
         }
     }
+
+    /// How soon the first retry may succeed, when that is sooner than the consumer's backoff
+    /// (another record in flight is about to provide what was missing). Later retries use the
+    /// backoff as usual, so a message whose cause never comes still waits as long in all.
+    fn first_retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Most bytes of an error message a DLQ's `errorMessage` attribute carries.

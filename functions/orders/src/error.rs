@@ -43,4 +43,10 @@ impl Classify for OrdersError {
             OrdersError::InvalidEvent(_) => "InvalidEvent",
         }
     }
+
+    /// A saga event that overtook its order: the `OrderPlaced` is usually in this very queue,
+    /// a batch away, so the first retry comes after 2 s rather than the 10–20 s backoff.
+    fn first_retry_after(&self) -> Option<std::time::Duration> {
+        matches!(self, OrdersError::NotYetKnown(_)).then_some(std::time::Duration::from_secs(2))
+    }
 }

@@ -35,6 +35,8 @@ pub enum RecordError {
         message: String,
         /// Whether a retry may succeed.
         retryable: bool,
+        /// How soon the first retry may succeed, if sooner than the backoff.
+        first_retry_after: Option<std::time::Duration>,
     },
     /// Processing the record panicked (decoding, idempotency, the handler or publishing).
     #[error("processing panicked: {0}")]

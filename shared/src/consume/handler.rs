@@ -24,6 +24,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct HandlerError {
     kind: &'static str,
     retryable: bool,
+    first_retry_after: Option<std::time::Duration>,
     source: BoxError,
 }
 
@@ -33,6 +34,7 @@ impl HandlerError {
         HandlerError {
             kind: "HandlerPermanent",
             retryable: false,
+            first_retry_after: None,
             source: err.into(),
         }
     }
@@ -42,6 +44,7 @@ impl HandlerError {
         HandlerError {
             kind: "HandlerTransient",
             retryable: true,
+            first_retry_after: None,
             source: err.into(),
         }
     }
@@ -52,9 +55,21 @@ impl HandlerError {
         self
     }
 
+    /// Asks for the first retry after `delay` rather than the consumer's backoff (see
+    /// [`Classify::first_retry_after`]).
+    pub fn with_first_retry_after(mut self, delay: std::time::Duration) -> Self {
+        self.first_retry_after = Some(delay);
+        self
+    }
+
     /// Whether the message should come back later (true) or go to the DLQ now (false).
     pub fn is_retryable(&self) -> bool {
         self.retryable
+    }
+
+    /// How soon the first retry may succeed, if sooner than the backoff.
+    pub fn first_retry_after(&self) -> Option<std::time::Duration> {
+        self.first_retry_after
     }
 
     /// The short, stable name of the failure.
@@ -74,6 +89,7 @@ impl<E: Classify> From<E> for HandlerError {
         HandlerError {
             kind: err.kind(),
             retryable: err.is_retryable(),
+            first_retry_after: err.first_retry_after(),
             source: Box::new(err),
         }
     }

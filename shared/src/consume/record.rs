@@ -143,11 +143,16 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             return Ok(Processed::Handled);
         };
         let claim = idempotency.claim(&self.name, &event, invocation.deadline);
-        let layer = IdempotencyLayer {
-            idempotency,
-            transactional: route.transactional,
+        let layer = IdempotencyLayer { idempotency };
+        let layered = if route.transactional {
+            // The handler may run again on fresh data: each run gets its own copy of the event.
+            layer
+                .run_transactional(claim, || self.call(route, event.clone(), meta))
+                .await?
+        } else {
+            layer.run(claim, || self.call(route, event, meta)).await?
         };
-        match layer.run(claim, || self.call(route, event, meta)).await? {
+        match layered {
             Layered::Handled(events) => {
                 self.send(&events, stats).await?;
                 Ok(Processed::Handled)
@@ -178,6 +183,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 kind: err.kind(),
                 message: crate::aws::error_chain(err.source_error()),
                 retryable: err.is_retryable(),
+                first_retry_after: err.first_retry_after(),
             }),
             Err(panic) => Err(RecordError::Panic(panic_message(&*panic))),
         }

@@ -73,6 +73,12 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 let wait = Duration::from_secs(left_ms / 1000 + 1);
                 delay.max(wait).min(backoff.max.max(delay))
             }
+            // What was missing is about to arrive: the first retry comes sooner, later ones
+            // back off as usual, so a cause that never comes waits as long in all.
+            RecordError::Handler {
+                first_retry_after: Some(soon),
+                ..
+            } if receive_count <= 1 => (*soon).clamp(Duration::from_secs(1), delay),
             _ => delay,
         }
     }

@@ -704,6 +704,7 @@ async fn an_endpoint_that_never_answers_does_not_keep_the_batch_past_its_deadlin
                 "AKID", "SECRET", None, None, "test",
             ))
             .endpoint_url(endpoint)
+            .http_client(crate::aws::TrustRoots::platform().http_client())
             .timeout_config(crate::aws::timeouts())
             .build(),
     );
@@ -771,4 +772,126 @@ async fn every_client_from_the_shared_config_has_attempt_and_operation_timeouts(
         timeouts.connect_timeout(),
         Some(crate::aws::CONNECT_TIMEOUT)
     );
+}
+
+/// An order row guarded by its version, as the orders saga keeps it; `interfere` more runs
+/// find that another record changed it between their read and their commit.
+#[derive(Default)]
+struct Versioned {
+    version: Arc<AtomicUsize>,
+    runs: AtomicUsize,
+    interfere: AtomicUsize,
+}
+
+async fn bump_version(
+    _: Message<OrderPlaced>,
+    state: Arc<Versioned>,
+) -> Result<Outcome, HandlerError> {
+    state.runs.fetch_add(1, Ordering::SeqCst);
+    let read = state.version.load(Ordering::SeqCst);
+    if state.interfere.load(Ordering::SeqCst) > 0 {
+        state.interfere.fetch_sub(1, Ordering::SeqCst);
+        // Another record's commit lands between this run's read and its commit.
+        state.version.fetch_add(1, Ordering::SeqCst);
+    }
+    let (checked, changed) = (state.version.clone(), state.version.clone());
+    Ok(Outcome::done().write(crate::idempotency::Write::in_memory(
+        format!("order at version {read}"),
+        Arc::new(move || {
+            let now = checked.load(Ordering::SeqCst);
+            if now == read {
+                Ok(())
+            } else {
+                Err(format!("version is {now}, not {read}"))
+            }
+        }),
+        Arc::new(move || {
+            changed.fetch_add(1, Ordering::SeqCst);
+        }),
+    )))
+}
+
+fn versioned(interfere: usize) -> (Consumer<Versioned>, Arc<Versioned>) {
+    let consumer = Consumer::new("orders", Versioned::default())
+        .on_transactional(bump_version)
+        .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())));
+    let state = consumer.state();
+    state.interfere.store(interfere, Ordering::SeqCst);
+    (consumer, state)
+}
+
+#[tokio::test]
+async fn a_transactional_write_refused_on_changed_data_is_decided_again_at_once() {
+    // GIVEN another record changes the order between the handler's read and its commit, once
+    let (consumer, state) = versioned(1);
+    let body = order("ord-1", "c").encode().unwrap();
+    // WHEN the record is processed
+    let outcome = consumer
+        .process(
+            &batch(vec![record("v", &body, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    // THEN the handler ran again on the fresh version and its write committed, no backoff
+    assert_eq!(outcome_kinds(&outcome), ["Handled"]);
+    assert_eq!(state.runs.load(Ordering::SeqCst), 2);
+    assert_eq!(state.version.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_write_refused_every_time_goes_back_to_the_queue_after_a_few_reruns() {
+    let (consumer, state) = versioned(usize::MAX);
+    let body = order("ord-1", "c").encode().unwrap();
+    let outcome = consumer
+        .process(
+            &batch(vec![record("v", &body, QUEUE, None)]),
+            &Invocation::default(),
+        )
+        .await;
+    match outcome.get("v") {
+        Some(RecordOutcome::Failed(err)) => {
+            assert!(
+                err.is_retryable() && err.kind() == "TransactionConflict",
+                "{err}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        state.runs.load(Ordering::SeqCst),
+        1 + super::idempotent::CONFLICT_RERUNS as usize
+    );
+}
+
+async fn waits_for_its_order(
+    _: Message<OrderPlaced>,
+    _: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    Err(HandlerError::transient("the order is not known yet")
+        .with_kind("OrderNotYetKnown")
+        .with_first_retry_after(Duration::from_secs(2)))
+}
+
+#[tokio::test]
+async fn a_cause_about_to_arrive_is_retried_soon_once_then_with_the_backoff() {
+    let dead_letters = Arc::new(crate::testing::RecordingDeadLetters::new());
+    let consumer = Consumer::new("orders", Counters::default())
+        .on(waits_for_its_order)
+        .emits_no_events()
+        .with_dead_letter_sink(dead_letters.clone());
+    let body = order("ord-1", "c").encode().unwrap();
+    let mut third = record("third", &body, QUEUE, None);
+    third["attributes"]["ApproximateReceiveCount"] = json!("3");
+    consumer
+        .process(
+            &batch(vec![record("first", &body, QUEUE, None), third]),
+            &Invocation::default(),
+        )
+        .await;
+    let delays: std::collections::BTreeMap<String, Duration> =
+        dead_letters.delays().into_iter().collect();
+    // The first delivery comes back after the hint, the third after the usual backoff.
+    assert_eq!(delays["first"], Duration::from_secs(2));
+    let backoff = VisibilityBackoff::default();
+    assert!(delays["third"] >= backoff.floor(3), "{delays:?}");
 }
