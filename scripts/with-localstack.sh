@@ -193,4 +193,6 @@ echo "with-localstack: LocalStack $("$python" -c 'from importlib.metadata import
 
 # shellcheck source=scripts/run-against-emulator.sh
 . "$root/scripts/run-against-emulator.sh"
+# Benchmarks read the emulator's CPU time from its process (and its children).
+export ORDERFLOW_EMULATOR_PID=$localstack_pid
 run_against_emulator "$endpoint" "$@"

@@ -48,4 +48,6 @@ echo "with-moto: moto $("$python" -c 'import moto; print(moto.__version__)') at 
 
 # shellcheck source=scripts/run-against-emulator.sh
 . "$root/scripts/run-against-emulator.sh"
+# Benchmarks read the emulator's CPU time from its process (and its children).
+export ORDERFLOW_EMULATOR_PID=$moto_pid
 run_against_emulator "$endpoint" "$@"

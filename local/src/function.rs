@@ -84,8 +84,12 @@ pub struct Stats {
     /// The largest resident set an instance reached, in KiB (Linux's `VmHWM`, read when each
     /// invocation ends; Lambda's `Max Memory Used`).
     pub max_rss_kib: u64,
-    /// Durations of the invocations, in order.
+    /// Durations of the invocations, in order (a cold start's includes its init, as Lambda
+    /// bills a custom runtime's).
     pub durations: Vec<Duration>,
+    /// Durations of each instance's first invocation, init not included: what a cold start
+    /// leaves for the first request to do (connections, lazily built clients).
+    pub first_invocations: Vec<Duration>,
 }
 
 /// One invocation waiting for an instance to ask for it.
@@ -250,7 +254,7 @@ impl Function {
             );
         };
         let started = Instant::now();
-        let instance = match self.instance().await {
+        let (instance, fresh) = match self.instance().await {
             Ok(instance) => instance,
             Err(why) => {
                 self.record(
@@ -280,6 +284,7 @@ impl Function {
             });
         }
         instance.channel.available.notify_one();
+        let handed = Instant::now();
         let outcome = tokio::select! {
             result = receiver => result.unwrap_or_else(|_| Outcome::Crashed("the Runtime API closed".into())),
             () = tokio::time::sleep(timeout) => {
@@ -290,8 +295,12 @@ impl Function {
                 Outcome::Crashed(format!("the process exited; its last lines:\n{}", instance.last_lines()))
             }
         };
+        let invocation_time = handed.elapsed();
         if let (Some(rss), Ok(mut stats)) = (instance.peak_rss_kib(), self.stats.lock()) {
             stats.max_rss_kib = stats.max_rss_kib.max(rss);
+            if fresh && outcome.is_response() {
+                stats.first_invocations.push(invocation_time);
+            }
         }
         if let Ok(mut running) = self.running.lock() {
             running.retain(|i| !Arc::ptr_eq(i, &instance));
@@ -333,12 +342,12 @@ impl Function {
         }
     }
 
-    /// An idle live instance, or a new one.
-    async fn instance(&self) -> Result<Arc<Instance>, String> {
+    /// An idle live instance, or a new one (`true`: new, this is its first invocation).
+    async fn instance(&self) -> Result<(Arc<Instance>, bool), String> {
         loop {
             let candidate = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             match candidate {
-                Some(instance) if instance.is_alive() => return Ok(instance),
+                Some(instance) if instance.is_alive() => return Ok((instance, false)),
                 Some(_) => continue,
                 None => break,
             }
@@ -362,7 +371,7 @@ impl Function {
                     stats.cold_starts += 1;
                     stats.init_durations.extend(instance.init_duration());
                 }
-                Ok(instance)
+                Ok((instance, true))
             }
             Err(why) => {
                 if let Ok(mut f) = self.start_failures.lock() {

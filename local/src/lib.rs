@@ -18,6 +18,7 @@ pub mod http_api;
 pub mod logs;
 pub mod metrics;
 pub mod provision;
+pub mod proxy;
 pub mod sqs_source;
 pub mod stream_source;
 pub mod template;
@@ -36,6 +37,7 @@ use tokio::task::JoinHandle;
 pub use function::{Function, Launch, Outcome, Stats};
 pub use logs::LogSink;
 pub use provision::{Clients, FunctionSpec, ProvisionError, Stack};
+pub use proxy::EndpointProxy;
 pub use template::{Pseudo, Template, TemplateError};
 
 /// How to run a template.
@@ -136,8 +138,25 @@ pub struct Runner {
     streams: Vec<(Arc<AtomicUsize>, Arc<AtomicBool>, Arc<AtomicUsize>)>,
     queues: Vec<String>,
     sqs: aws_sdk_sqs::Client,
+    proxy: Option<Arc<EndpointProxy>>,
     /// Logs.
     pub log: LogSink,
+}
+
+/// The caller name of a function's event sources in the proxy's tally.
+pub fn event_source_caller(logical_id: &str) -> String {
+    format!("{logical_id} event source")
+}
+
+/// `vars` with every endpoint variable replaced by `endpoint`.
+fn with_endpoint(vars: &BTreeMap<String, String>, endpoint: &str) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = vars
+        .iter()
+        .filter(|(k, _)| !k.starts_with("AWS_ENDPOINT_URL"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.insert("AWS_ENDPOINT_URL".into(), endpoint.to_owned());
+    vars
 }
 
 impl Runner {
@@ -183,6 +202,19 @@ impl Runner {
             account_id,
             passthrough: passthrough(),
         };
+        // Every function and event source reaches the endpoint through the metering proxy
+        // (when the endpoint is an emulator's): requests counted by caller, faults on demand.
+        let proxy = proxy::Upstreams::from_vars(&launch.passthrough)
+            .map_err(RunnerError::Io)?
+            .map(|upstreams| Arc::new(EndpointProxy::new(upstreams)));
+        let endpoint_of = async |caller: &str| -> Result<Option<String>, RunnerError> {
+            match &proxy {
+                Some(proxy) => proxy.endpoint_for(caller).await.map(Some).map_err(|e| {
+                    RunnerError::Io(format!("cannot open a proxy port for {caller}: {e}"))
+                }),
+                None => Ok(None),
+            }
+        };
         let (stop, _) = watch::channel(false);
         let mut runner = Runner {
             stack: stack.clone(),
@@ -194,9 +226,9 @@ impl Runner {
             streams: Vec::new(),
             queues: Vec::new(),
             sqs: clients.sqs.clone(),
+            proxy: proxy.clone(),
             log: log.clone(),
         };
-        let streams_client = aws_sdk_dynamodbstreams::Client::new(sdk);
         let mut routes = Vec::new();
         for spec in &stack.functions {
             let instances = spec
@@ -206,12 +238,37 @@ impl Runner {
                 .sum::<usize>()
                 + spec.streams.len()
                 + if spec.routes.is_empty() { 0 } else { 4 };
+            let mut function_launch = launch.clone();
+            if let Some(endpoint) = endpoint_of(&spec.logical_id).await? {
+                function_launch.passthrough = with_endpoint(&launch.passthrough, &endpoint);
+            }
             let function = Arc::new(Function::new(
                 spec.clone(),
-                launch.clone(),
+                function_launch,
                 instances,
                 log.clone(),
             ));
+            // The event sources' own requests (receive, delete, stream reads) are counted as
+            // the function's event source, as Lambda's pollers make them on its behalf.
+            let (source_sqs, streams_client) =
+                match endpoint_of(&event_source_caller(&spec.logical_id)).await? {
+                    Some(endpoint) => (
+                        aws_sdk_sqs::Client::from_conf(
+                            aws_sdk_sqs::config::Builder::from(sdk)
+                                .endpoint_url(&endpoint)
+                                .build(),
+                        ),
+                        aws_sdk_dynamodbstreams::Client::from_conf(
+                            aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+                                .endpoint_url(&endpoint)
+                                .build(),
+                        ),
+                    ),
+                    None => (
+                        clients.sqs.clone(),
+                        aws_sdk_dynamodbstreams::Client::new(sdk),
+                    ),
+                };
             let (paused, _) = watch::channel(false);
             for source in &spec.sqs {
                 runner.queues.push(source.queue_url.clone());
@@ -219,7 +276,7 @@ impl Runner {
                     runner.tasks.push(tokio::spawn(sqs_source::poll(
                         source.clone(),
                         function.clone(),
-                        clients.sqs.clone(),
+                        source_sqs.clone(),
                         config.region.clone(),
                         paused.subscribe(),
                         runner.stop.subscribe(),
@@ -232,7 +289,7 @@ impl Runner {
                     source: source.clone(),
                     function: function.clone(),
                     streams: streams_client.clone(),
-                    sqs: clients.sqs.clone(),
+                    sqs: source_sqs.clone(),
                     region: config.region.clone(),
                     duplicate_batches: config.duplicate_stream_batches,
                     log: log.clone(),
@@ -274,6 +331,12 @@ impl Runner {
                 .push(tokio::spawn(http_api::serve(listener, routes)));
         }
         Ok(runner)
+    }
+
+    /// The metering proxy every function and event source reaches the endpoint through
+    /// (`None` when the endpoint is not an emulator's).
+    pub fn proxy(&self) -> Option<&Arc<EndpointProxy>> {
+        self.proxy.as_ref()
     }
 
     /// The HTTP API's base URL.

@@ -636,3 +636,125 @@ async fn the_fifo_variant_of_the_template_runs_the_same_flow() {
     assert_dlqs_empty(&deployed).await;
     deployed.stop().await;
 }
+
+/// Requests of `caller` to `service` the runner's proxy counted, by operation.
+fn counted(
+    usage: &std::collections::BTreeMap<orderflow_local::proxy::Key, orderflow_local::proxy::Usage>,
+    caller: &str,
+    service: orderflow_local::proxy::Service,
+) -> std::collections::BTreeMap<String, orderflow_local::proxy::Usage> {
+    usage
+        .iter()
+        .filter(|(k, _)| k.caller == caller && k.service == service)
+        .map(|(k, u)| (k.operation.clone(), u.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_of_a_function_and_its_event_source_is_counted_by_the_runner() {
+    use orderflow_local::proxy::Service;
+    let deployed = Deployed::start("e2e-count", &[], false).await;
+    deployed.seed_stock("SKU-A", 10).await;
+    let proxy = deployed
+        .runner
+        .proxy()
+        .expect("the emulator is proxied")
+        .clone();
+    // GIVEN nothing counted yet (provisioning went direct)
+    proxy.tally().reset();
+    // WHEN another system publishes one order
+    let mut placed: Event = examples::order_placed();
+    placed.aggregate_id = "ext-counted".into();
+    if let EventPayload::OrderPlaced(o) = &mut placed.payload {
+        o.order_id = "ext-counted".into();
+        o.items.truncate(1);
+        o.items[0].sku = "SKU-A".into();
+        o.items[0].quantity = 1;
+        o.total = o.items[0].unit_price;
+    }
+    orderflow::Publisher::new(deployed.aws.sns.clone(), deployed.output("EventsTopicArn"))
+        .publish(&placed)
+        .await
+        .unwrap();
+    deployed.settle(SETTLE).await;
+    assert_eq!(status(&deployed, "ext-counted").await, "CONFIRMED");
+    let usage = proxy.tally().snapshot();
+    let requests = |ops: &std::collections::BTreeMap<String, orderflow_local::proxy::Usage>| {
+        ops.values().map(|u| u.requests).sum::<u64>()
+    };
+    // THEN each function's own requests are what its idempotency mode costs (the same figures
+    // tests/tests/emulator/requests.rs counts with the library alone)
+    let payment = counted(&usage, "PaymentFunction", Service::DynamoDb);
+    assert_eq!(
+        requests(&payment),
+        4,
+        "payment: claim, two writes, completion: {payment:?}"
+    );
+    let inventory = counted(&usage, "InventoryFunction", Service::DynamoDb);
+    assert_eq!(inventory["TransactWriteItems"].requests, 1, "{inventory:?}");
+    assert_eq!(
+        requests(&inventory),
+        3,
+        "inventory: two reads, one transaction"
+    );
+    let analytics = counted(&usage, "AnalyticsFunction", Service::DynamoDb);
+    assert_eq!(
+        (
+            requests(&analytics),
+            analytics["TransactWriteItems"].requests
+        ),
+        (2, 2),
+        "analytics: one transaction each for OrderPlaced and OrderConfirmed: {analytics:?}"
+    );
+    for publisher in ["PaymentFunction", "InventoryFunction"] {
+        let sns = counted(&usage, publisher, Service::Sns);
+        assert_eq!(
+            requests(&sns),
+            1,
+            "{publisher} publishes its result once: {sns:?}"
+        );
+    }
+    let relay = counted(&usage, "OutboxRelayFunction", Service::Sns);
+    assert_eq!(
+        relay["PublishBatch"].entries, 1,
+        "the relay publishes OrderConfirmed"
+    );
+    // AND each consumer's event source received the messages meant for it and deleted them
+    for (function, messages) in [
+        ("PaymentFunction", 1),
+        ("InventoryFunction", 1),
+        ("NotificationFunction", 2),
+        ("AnalyticsFunction", 2),
+        ("OrdersFunction", 3),
+    ] {
+        let sqs = counted(
+            &usage,
+            &orderflow_local::event_source_caller(function),
+            Service::Sqs,
+        );
+        // A saga event that overtakes its order is received again (OrderNotYetKnown).
+        assert!(
+            sqs["ReceiveMessage"].messages >= messages,
+            "{function}: {sqs:?}"
+        );
+        let deleted: u64 = sqs
+            .iter()
+            .filter(|(op, _)| op.starts_with("DeleteMessage"))
+            .map(|(_, u)| u.entries)
+            .sum();
+        assert_eq!(
+            deleted, messages,
+            "{function} deletes what it handled: {sqs:?}"
+        );
+    }
+    let stream = counted(
+        &usage,
+        &orderflow_local::event_source_caller("OutboxRelayFunction"),
+        Service::DynamoDbStreams,
+    );
+    assert!(
+        stream.get("GetRecords").is_some_and(|u| u.requests > 0),
+        "{stream:?}"
+    );
+    deployed.stop().await;
+}

@@ -436,6 +436,35 @@ async fn main() {
         );
     }
 
+    // Every request the functions and their event sources made, as the runner's proxy counted it.
+    if let Some(proxy) = deployed.runner.proxy() {
+        let usage = proxy.tally().snapshot();
+        println!(
+            "\nrequests on the wire (counted by orderflow-local's proxy, by caller and service)"
+        );
+        print!("{}", orderflow_local::proxy::tally::render(&usage));
+        for service in [
+            "Payment",
+            "Inventory",
+            "Notification",
+            "Analytics",
+            "Orders",
+        ] {
+            let dynamodb: u64 = usage
+                .iter()
+                .filter(|(k, _)| {
+                    k.caller == format!("{service}Function")
+                        && k.service == orderflow_local::proxy::Service::DynamoDb
+                })
+                .map(|(_, u)| u.requests)
+                .sum();
+            expect.check(
+                dynamodb > 0,
+                format!("the proxy counted no DynamoDB request of {service}Function"),
+            );
+        }
+    }
+
     deployed.stop().await;
     println!("\nfinished in {} s", started.elapsed().as_secs());
     if expect.0.is_empty() {
