@@ -67,12 +67,23 @@ $(BENCH_STAMP): bench/requirements-powertools.txt
 	  touch $@; \
 	else echo "make bench: no Python with Powertools; the report shows orderflow alone"; rm -rf $(BENCH_VENV); fi
 
-bench: ## Benchmarks beside Powertools (Python): cold start, size, per record; writes bench/REPORT.md
+# Lambda binaries as cargo lambda builds them for arm64 (.cargo/config.toml), for this machine:
+# non-PIE, identical code folded. An explicit --target keeps the flags off build scripts.
+HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+LAMBDA_RUSTFLAGS := -C relocation-model=static -C link-arg=-Wl,--icf=all
+BENCH_BINS := target/$(HOST)/release
+
+bench: ## Benchmarks beside Powertools (Python): cold start, size, per record, end to end, cost; writes bench/REPORT.md
 	-@$(MAKE) --no-print-directory $(BENCH_STAMP)
 	$(CARGO) bench --locked -p orderflow --bench hot_path
-	$(CARGO) build --release --locked $(addprefix -p ,$(FUNCTIONS) orderflow-bench)
+	# The functions on their own, as cargo lambda builds them (no feature of the bench's crates).
+	RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(CARGO) build --release --locked --target $(HOST) $(addprefix -p ,$(FUNCTIONS))
+	$(CARGO) build --release --locked -p orderflow-bench
+	# End to end on LocalStack: AWS's DynamoDB Local behind it (moto copies every table a
+	# transaction touches, so its throughput falls as the tables grow).
 	python=$(BENCH_VENV)/bin/python; \
-	  target/release/orderflow-bench $$([ -x $$python ] && echo --python $$python)
+	  ORDERFLOW_BIN_DIR=$(BENCH_BINS) scripts/with-localstack.sh target/release/orderflow-bench \
+	  --bin-dir $(BENCH_BINS) $$([ -x $$python ] && echo --python $$python)
 
 unit: ## Every test that needs no emulator (all but the orderflow-tests crate)
 	$(CARGO) test --workspace --exclude orderflow-tests --locked

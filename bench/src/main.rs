@@ -6,7 +6,9 @@
 //! (Python) on the same batch file, per record warm and at cold start.
 
 mod cold_start;
+mod cost;
 mod criterion;
+mod e2e;
 mod powertools;
 mod report;
 mod size;
@@ -47,6 +49,18 @@ struct Args {
     /// Where to write the report.
     #[arg(long, default_value = "bench/REPORT.md")]
     report: PathBuf,
+    /// Orders in the end-to-end burst (0: no end-to-end run).
+    #[arg(long, default_value_t = 2000)]
+    orders: usize,
+    /// Orders in the paced end-to-end run.
+    #[arg(long, default_value_t = 500)]
+    paced_orders: usize,
+    /// The paced run's rate, as a share of the burst's throughput.
+    #[arg(long, default_value_t = 0.5)]
+    paced_share: f64,
+    /// Seconds each measurement of the emulator's ceiling runs.
+    #[arg(long, default_value_t = 5)]
+    ceiling_seconds: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,11 +88,30 @@ fn main() -> anyhow::Result<()> {
         }
         None => Err(anyhow::anyhow!("no --python given")),
     };
+    let end_to_end = if args.orders == 0 {
+        Err(anyhow::anyhow!("not run (--orders 0)"))
+    } else {
+        let options = e2e::Options {
+            orders: args.orders,
+            paced_orders: args.paced_orders,
+            paced_share: args.paced_share,
+            publishers: 8,
+            ceiling_for: std::time::Duration::from_secs(args.ceiling_seconds),
+        };
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(e2e::run(&options))
+    };
+    if let Err(err) = &end_to_end {
+        eprintln!("end to end: {err:#}");
+    }
     let text = report::Report {
         functions,
         consumer,
         powertools,
         records_per_batch: 10,
+        end_to_end,
     }
     .render()?;
     std::fs::write(&args.report, &text)?;

@@ -21,6 +21,12 @@ const PER_RECORD_IDEMPOTENT_TARGET_US: f64 = 4.0;
 /// criterion's ids of the two per-record benchmarks (`shared/benches/hot_path.rs`).
 const BARE: &str = "consume the batch file (10 records, from its JSON)/no idempotency";
 const IDEMPOTENT: &str = "consume the batch file (10 records, from its JSON)/in-memory idempotency";
+const RAW: &str = "consume the batch file (10 records, from its JSON)/raw delivery, no idempotency";
+/// What reading the files costs before any of our code runs.
+const READ_WRAPPED: &str = "read the batch file (10 records)/SNS-wrapped, into SqsEvent";
+const SKIP_WRAPPED: &str = "read the batch file (10 records)/SNS-wrapped, skipped";
+const READ_RAW: &str = "read the batch file (10 records)/raw delivery, into SqsEvent";
+const SKIP_RAW: &str = "read the batch file (10 records)/raw delivery, skipped";
 
 /// One function's figures.
 pub(crate) struct Function {
@@ -42,6 +48,8 @@ pub(crate) struct Report {
     pub(crate) powertools: anyhow::Result<Powertools>,
     /// Records in the batch file.
     pub(crate) records_per_batch: u32,
+    /// The end-to-end run, or why there was none.
+    pub(crate) end_to_end: anyhow::Result<crate::e2e::EndToEnd>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -168,6 +176,11 @@ impl Report {
             "| orderflow, in-memory idempotency store | {} |",
             cell(idempotent)
         )?;
+        writeln!(
+            out,
+            "| orderflow, no idempotency, raw delivery (`bench/sqs-batch-10-raw.json`: the same events as the template's raw subscriptions deliver them) | {} |",
+            cell(self.per_record(RAW))
+        )?;
         match &self.powertools {
             Ok(p) => {
                 writeln!(
@@ -196,6 +209,34 @@ impl Report {
                 )?;
             }
             Err(why) => writeln!(out, "| Powertools | not measured: {why:#} |")?,
+        }
+
+        writeln!(
+            out,
+            "\nWhat reading the JSON costs before any of our code runs (serde_json, criterion, per \
+             record): the SNS-wrapped file into `aws_lambda_events`' `SqsEvent` (what the runtime \
+             hands a consumer) {}, only skipped (the least any reader does: each body is a string \
+             with its event escaped twice, some 300 escapes a record) {}; the raw-delivery file {} \
+             and {}.",
+            cell(self.per_record(READ_WRAPPED)),
+            cell(self.per_record(SKIP_WRAPPED)),
+            cell(self.per_record(READ_RAW)),
+            cell(self.per_record(SKIP_RAW)),
+        )?;
+        let extra = match (&self.powertools, bare) {
+            (Ok(p), Some(bare)) if p.per_record_us > bare => {
+                Some(Duration::from_secs_f64((p.per_record_us - bare) / 1e6))
+            }
+            _ => None,
+        };
+        match &self.end_to_end {
+            Ok(e2e) => crate::e2e::report::render(
+                &mut out,
+                e2e,
+                extra,
+                self.powertools.as_ref().ok().map(|p| p.cold_start_ms),
+            )?,
+            Err(why) => writeln!(out, "\n## End to end\n\nNot measured: {why:#}")?,
         }
 
         writeln!(out, "\n## Targets\n")?;

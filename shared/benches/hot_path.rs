@@ -53,6 +53,31 @@ fn event_codec(c: &mut Criterion) {
 /// The batch the Powertools comparison reads too (`bench/powertools_bench.py`): 10 SQS records,
 /// each an SNS notification wrapping an `OrderPlaced`.
 const BATCH_FILE: &[u8] = include_bytes!("../../bench/sqs-batch-10.json");
+/// The same 10 events as raw message delivery hands them over (what `infra/template.yaml`
+/// subscribes with): the body is the event itself, its attributes SQS message attributes.
+const RAW_BATCH_FILE: &[u8] = include_bytes!("../../bench/sqs-batch-10-raw.json");
+
+/// What reading the batch files costs before any of our code runs: into `aws_lambda_events`'
+/// `SqsEvent` (what the runtime hands the consumer), and merely skipped by serde_json (the
+/// least any reader of the JSON does).
+fn reading_the_batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("read the batch file (10 records)");
+    for (name, file) in [
+        ("SNS-wrapped", BATCH_FILE),
+        ("raw delivery", RAW_BATCH_FILE),
+    ] {
+        group.bench_function(format!("{name}, into SqsEvent"), |b| {
+            b.iter(|| {
+                serde_json::from_slice::<aws_lambda_events::event::sqs::SqsEvent>(black_box(file))
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("{name}, skipped"), |b| {
+            b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(file)).unwrap())
+        });
+    }
+    group.finish();
+}
 
 fn consumer_batch(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,19 +97,28 @@ fn consumer_batch(c: &mut Criterion) {
             "every record of the batch file is handled: {outcome:?}"
         );
     };
-    check(
-        &runtime.block_on(
-            Consumer::new("bench", ())
-                .on(noop)
-                .process(&decode(BATCH_FILE), &Invocation::default()),
-        ),
-    );
+    for file in [BATCH_FILE, RAW_BATCH_FILE] {
+        check(
+            &runtime.block_on(
+                Consumer::new("bench", ())
+                    .on(noop)
+                    .process(&decode(file), &Invocation::default()),
+            ),
+        );
+    }
     let mut group = c.benchmark_group("consume the batch file (10 records, from its JSON)");
     let bare = Consumer::new("bench", ()).on(noop);
     group.bench_function("no idempotency", |b| {
         b.iter(|| {
             runtime
                 .block_on(bare.process(&decode(black_box(BATCH_FILE)), &Invocation::default()))
+                .response()
+        })
+    });
+    group.bench_function("raw delivery, no idempotency", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(bare.process(&decode(black_box(RAW_BATCH_FILE)), &Invocation::default()))
                 .response()
         })
     });
@@ -151,7 +185,7 @@ fn telemetry(c: &mut Criterion) {
         let subscriber = tracing_subscriber::fmt()
             .json()
             .flatten_event(true)
-            .with_env_filter("info")
+            .with_max_level(tracing::Level::INFO)
             .with_writer(std::io::sink)
             .finish();
         let _logging = tracing::subscriber::set_default(subscriber);
@@ -183,5 +217,11 @@ fn telemetry(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, event_codec, consumer_batch, telemetry);
+criterion_group!(
+    benches,
+    event_codec,
+    reading_the_batch,
+    consumer_batch,
+    telemetry
+);
 criterion_main!(benches);
