@@ -65,6 +65,10 @@ pub(crate) struct Phase {
     pub(crate) cpu: CpuSplit,
     /// Bytes the functions logged.
     pub(crate) log_bytes: u64,
+    /// The emulator's own process's CPU use, in cores, from the first publish until 95 % of
+    /// the orders had their last effect: the steady part of the run, before the tail where the
+    /// last orders' final hops leave it idle between batching windows.
+    pub(crate) emulator_root_steady_cores: Option<f64>,
 }
 
 impl Phase {
@@ -203,7 +207,14 @@ pub(crate) async fn run(options: &Options) -> anyhow::Result<EndToEnd> {
     // Warm-up: a few orders one a second through an idle system: every function's first
     // instance starts, takes its first invocation, then warm ones (cold starts still happen in
     // the burst when concurrency grows, and are counted there).
-    eprintln!("end to end: warm-up, 5 orders one a second");
+    // Twice: the first wave also warms the emulator (DynamoDB Local's first request to a new
+    // table is slow); its instances are then killed, so the second wave's first invocations
+    // are cold starts of ours against a warm emulator.
+    eprintln!("end to end: warm-up, 2 x 5 orders one a second");
+    phase(&deployed, &publisher, options, "warmup", 5, Some(1.0)).await?;
+    for function in deployed.runner.functions().values() {
+        function.kill_all().await;
+    }
     let warmup = phase(&deployed, &publisher, options, "warmup", 5, Some(1.0)).await?;
     eprintln!(
         "end to end: a burst of {} orders through the real binaries",
@@ -265,6 +276,8 @@ async fn phase(
     let cpu_before = cpu_now(deployed);
     let logs_before = log_bytes(&deployed.log_dir);
     let started = Instant::now();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = tokio::spawn(sample_emulator(sampling.clone()));
     let published_at = publish(publisher, events, options.publishers, rate).await?;
     deployed
         .runner
@@ -273,6 +286,8 @@ async fn phase(
         .map_err(anyhow::Error::msg)?;
     let settled = started.elapsed();
     let cpu_after = cpu_now(deployed);
+    sampling.store(false, std::sync::atomic::Ordering::SeqCst);
+    let samples = sampler.await.unwrap_or_default();
     let requests = proxy.tally().snapshot();
     let logged = log_bytes(&deployed.log_dir).saturating_sub(logs_before);
     let functions = function_runs(&stats_before, &deployed.runner.stats());
@@ -295,6 +310,13 @@ async fn phase(
     }
     latencies.sort();
     let makespan = (last - first_publish).to_std().unwrap_or(settled);
+    let mut ends: Vec<DateTime<Utc>> = effects.values().map(|e| e.at).collect();
+    ends.sort();
+    let steady_end = ends
+        .get((ends.len() * 95 / 100).min(ends.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(last);
+    let emulator_root_steady_cores = cores_between(&samples, first_publish, steady_end);
     let mut confirmed = 0;
     for order in &ids {
         let item = deployed
@@ -332,7 +354,37 @@ async fn phase(
             wall: settled,
         },
         log_bytes: logged,
+        emulator_root_steady_cores,
     })
+}
+
+/// The emulator's own process's CPU time, sampled twice a second until told to stop.
+async fn sample_emulator(
+    going: Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<(DateTime<Utc>, Duration)> {
+    let mut samples = Vec::new();
+    let Some(pid) = emulator_pid() else {
+        return samples;
+    };
+    while going.load(std::sync::atomic::Ordering::SeqCst) {
+        if let Some(cpu) = cpu::of(pid) {
+            samples.push((Utc::now(), cpu.own));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    samples
+}
+
+/// Cores used between `from` and `to`, from the samples nearest inside them.
+fn cores_between(
+    samples: &[(DateTime<Utc>, Duration)],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Option<f64> {
+    let first = samples.iter().find(|(at, _)| *at >= from)?;
+    let last = samples.iter().rev().find(|(at, _)| *at <= to)?;
+    let wall = (last.0 - first.0).to_std().ok()?.as_secs_f64();
+    (wall > 1.0).then(|| last.1.saturating_sub(first.1).as_secs_f64() / wall)
 }
 
 /// Bytes of every function's log file under `dir`.

@@ -26,6 +26,9 @@ pub enum Fault {
     /// Forwarded, and the endpoint's answer replaced by HTTP 500: the work happened, the
     /// caller does not know it did.
     LoseAnswer,
+    /// Answered at once, not forwarded: HTTP 400 `AccessDeniedException`, as a role missing a
+    /// permission is answered (a bad deploy). Retrying cannot help.
+    Deny,
 }
 
 impl Fault {
@@ -36,6 +39,7 @@ impl Fault {
             Fault::ServerError => "5xx",
             Fault::Slow(_) => "slow",
             Fault::LoseAnswer => "lost answer",
+            Fault::Deny => "access denied",
         }
     }
 }
@@ -108,9 +112,14 @@ impl Faults {
     }
 }
 
-/// The answer a service gives when it throttles (`throttle`) or fails (500), in its protocol.
-pub fn error_answer(service: Service, throttle: bool) -> (u16, &'static str, Bytes) {
-    let (status, code, message) = match (service, throttle) {
+/// The answer a service gives to `fault` (a fault the proxy answers itself), in its protocol.
+pub fn error_answer(service: Service, fault: &Fault) -> (u16, &'static str, Bytes) {
+    let (status, code, message) = match (service, *fault == Fault::Throttle) {
+        _ if *fault == Fault::Deny => (
+            400,
+            "AccessDeniedException",
+            "User is not authorized to perform this action (injected by orderflow-local)",
+        ),
         (Service::DynamoDb, true) => (
             400,
             "ProvisionedThroughputExceededException",
@@ -206,15 +215,18 @@ mod tests {
 
     #[test]
     fn errors_are_answered_in_each_services_protocol() {
-        let (status, content_type, body) = error_answer(Service::DynamoDb, true);
+        let (status, content_type, body) = error_answer(Service::DynamoDb, &Fault::Throttle);
         assert_eq!((status, content_type), (400, "application/x-amz-json-1.0"));
         let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(json["__type"], "ProvisionedThroughputExceededException");
-        let (status, content_type, body) = error_answer(Service::Sns, false);
+        let (status, content_type, body) = error_answer(Service::Sns, &Fault::ServerError);
         assert_eq!((status, content_type), (500, "text/xml"));
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("<Code>InternalFailure</Code>") && text.contains("Receiver"));
-        let (_, _, body) = error_answer(Service::Sqs, true);
+        let (_, _, body) = error_answer(Service::Sqs, &Fault::Throttle);
         assert!(String::from_utf8_lossy(&body).contains("ThrottlingException"));
+        let (status, _, body) = error_answer(Service::DynamoDb, &Fault::Deny);
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("AccessDeniedException"));
     }
 }

@@ -5,7 +5,7 @@
 //! and operation ([`tally`]): how many requests one order costs, measured on the wire.
 //!
 //! It can also inject faults ([`faults`]): throttling, server errors, slow and lost answers,
-//! in the service's own protocol. An endpoint that does not answer closes the caller's
+//! denied access, in the service's own protocol. An endpoint that does not answer closes the caller's
 //! connection, as an endpoint that is down would.
 //!
 //! Only plain-HTTP endpoints (emulators) are proxied: SigV4 signs the `Host` a request was
@@ -187,8 +187,8 @@ impl EndpointProxy {
         let fault = self.faults.choose(caller, &operation);
         seen.injected = fault.is_some();
         match &fault {
-            Some(fault @ (Fault::Throttle | Fault::ServerError)) => {
-                let answer = error_response(operation.service, *fault == Fault::Throttle);
+            Some(fault @ (Fault::Throttle | Fault::ServerError | Fault::Deny)) => {
+                let answer = error_response(operation.service, fault);
                 seen.status = answer.status().as_u16();
                 self.tally.count(caller, &operation, &seen);
                 return Ok(answer);
@@ -239,7 +239,7 @@ impl EndpointProxy {
             seen.messages = operation::messages_received(&body);
         }
         if fault == Some(Fault::LoseAnswer) {
-            let answer = error_response(operation.service, false);
+            let answer = error_response(operation.service, &Fault::ServerError);
             seen.status = answer.status().as_u16();
             self.tally.count(caller, &operation, &seen);
             return Ok(answer);
@@ -257,8 +257,8 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
 }
 
-fn error_response(service: Service, throttle: bool) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = faults::error_answer(service, throttle);
+fn error_response(service: Service, fault: &Fault) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = faults::error_answer(service, fault);
     let mut response = Response::new(Full::new(body));
     *response.status_mut() =
         http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
