@@ -23,7 +23,7 @@ CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build lint lint-infra test test-localstack unit bench run up deploy deploy-guided deploy-localstack clean
+.PHONY: help venv build lint lint-infra test test-localstack unit bench chaos run up deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -68,9 +68,9 @@ $(BENCH_STAMP): bench/requirements-powertools.txt
 	else echo "make bench: no Python with Powertools; the report shows orderflow alone"; rm -rf $(BENCH_VENV); fi
 
 # Lambda binaries as cargo lambda builds them for arm64 (.cargo/config.toml), for this machine:
-# non-PIE, identical code folded. An explicit --target keeps the flags off build scripts.
+# non-PIE. An explicit --target keeps the flag off build scripts and proc macros.
 HOST := $(shell rustc -vV | sed -n 's/^host: //p')
-LAMBDA_RUSTFLAGS := -C relocation-model=static -C link-arg=-Wl,--icf=all
+LAMBDA_RUSTFLAGS := -C relocation-model=static
 BENCH_BINS := target/$(HOST)/release
 
 bench: ## Benchmarks beside Powertools (Python): cold start, size, per record, end to end, cost; writes bench/REPORT.md
@@ -93,9 +93,21 @@ lint-infra: $(INFRA_STAMP) $(SAM_STAMP) ## cfn-lint, checkov and sam validate --
 	$(INFRA_VENV)/bin/checkov --file $(TEMPLATE) --framework cloudformation --compact --quiet --skip-download
 	AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 $(SAM_VENV)/bin/sam validate --lint --template $(TEMPLATE) --region us-east-1
 
-test: venv lint lint-infra build ## Lint code and template, build, then every test on moto and again on LocalStack
+test: venv lint lint-infra build ## Lint code and template, build, every test on moto and again on LocalStack, then the chaos suite
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory test-localstack
+	@echo "make test: the chaos suite with ORDERS=$(CI_CHAOS_ORDERS) (what fits CI's time; make chaos runs $(ORDERS))"
+	$(MAKE) --no-print-directory chaos ORDERS=$(CI_CHAOS_ORDERS)
+
+# The order flow through the real binaries under faults (tests/src/chaos): duplicates, poison,
+# SIGKILL mid-batch, DynamoDB/SNS/SQS errors through the runner's proxy, a consumer down, a
+# burst, a bad deploy fixed and replayed; every table checked against a run of the same orders
+# without faults. On a private LocalStack (AWS's DynamoDB Local behind it). SEED=S repeats a run.
+ORDERS ?= 10000
+CI_CHAOS_ORDERS := 200
+chaos: ## Nothing lost, nothing twice under faults: ORDERS=N (default 10000) SEED=S
+	$(CARGO) build --locked --workspace --bins
+	scripts/with-localstack.sh target/debug/chaos --orders $(ORDERS) $(if $(SEED),--seed $(SEED))
 
 # Every emulator test and every end-to-end test (the real binaries through orderflow-local) on a
 # private LocalStack with AWS's DynamoDB Local (no Docker; scripts/with-localstack.sh installs it).

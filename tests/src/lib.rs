@@ -11,6 +11,7 @@
 // Test code: a failed call is a failed test, and the panic message says which.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod chaos;
 pub mod conflicts;
 pub mod flow;
 pub mod http;
@@ -528,13 +529,8 @@ fn unwrap(message: &Message) -> Received {
 
 /// The `orderflow` CLI binary built beside the test binary (`cargo build --workspace` builds it).
 pub fn orderflow_cli() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/orderflow
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target profile directory");
-    let cli = dir.join(format!("orderflow{}", std::env::consts::EXE_SUFFIX));
+    // target/<profile>/deps/<test> or target/<profile>/<bin> -> target/<profile>/orderflow
+    let cli = stack::bin_dir().join(format!("orderflow{}", std::env::consts::EXE_SUFFIX));
     assert!(
         cli.exists(),
         "{} does not exist: run `cargo build --workspace` first (make test does)",
