@@ -31,6 +31,21 @@ async fn place(deployed: &Deployed, body: &Value) -> String {
     answer.json()["orderId"].as_str().unwrap().to_owned()
 }
 
+/// An `OrderPlaced` another system publishes: one unit of `sku`, its own event id.
+fn external_order(order_id: &str, sku: &str) -> Event {
+    let mut external: Event = examples::order_placed();
+    external.event_id = uuid::Uuid::new_v4();
+    external.aggregate_id = order_id.into();
+    if let EventPayload::OrderPlaced(o) = &mut external.payload {
+        o.order_id = order_id.into();
+        o.items.truncate(1);
+        o.items[0].sku = sku.into();
+        o.items[0].quantity = 1;
+        o.total = o.items[0].unit_price;
+    }
+    external
+}
+
 async fn status(deployed: &Deployed, id: &str) -> Value {
     http::get(&format!("{}/orders/{id}", deployed.url()))
         .await
@@ -341,16 +356,7 @@ async fn the_same_event_twice_and_every_stream_record_twice_take_effect_once() {
     deployed.seed_stock("SKU-A", 10).await;
     let id = place(&deployed, &order("cust-1", "SKU-A", 2)).await;
     // Another system publishes its order twice (a retry on its side).
-    let mut external: Event = examples::order_placed();
-    external.event_id = uuid::Uuid::new_v4();
-    external.aggregate_id = "ext-twice".into();
-    if let EventPayload::OrderPlaced(o) = &mut external.payload {
-        o.order_id = "ext-twice".into();
-        o.items.truncate(1);
-        o.items[0].sku = "SKU-A".into();
-        o.items[0].quantity = 1;
-        o.total = o.items[0].unit_price;
-    }
+    let external = external_order("ext-twice", "SKU-A");
     let publisher =
         orderflow::Publisher::new(deployed.aws.sns.clone(), deployed.output("EventsTopicArn"));
     publisher.publish(&external).await.unwrap();
@@ -663,15 +669,7 @@ async fn every_request_of_a_function_and_its_event_source_is_counted_by_the_runn
     // GIVEN nothing counted yet (provisioning went direct)
     proxy.tally().reset();
     // WHEN another system publishes one order
-    let mut placed: Event = examples::order_placed();
-    placed.aggregate_id = "ext-counted".into();
-    if let EventPayload::OrderPlaced(o) = &mut placed.payload {
-        o.order_id = "ext-counted".into();
-        o.items.truncate(1);
-        o.items[0].sku = "SKU-A".into();
-        o.items[0].quantity = 1;
-        o.total = o.items[0].unit_price;
-    }
+    let placed = external_order("ext-counted", "SKU-A");
     orderflow::Publisher::new(deployed.aws.sns.clone(), deployed.output("EventsTopicArn"))
         .publish(&placed)
         .await
