@@ -251,32 +251,24 @@ impl Deployed {
         queues
     }
 
-    /// What waits in the queue at `url`, looked at without taking it away.
+    /// What waits in the queue at `url`, looked at without taking it away: every message, read
+    /// as the operator's tool reads a DLQ (`orderflow dlq list`: each held a moment, then made
+    /// visible again), so a queue of more than ten is read whole.
     pub async fn peek(&self, url: &str) -> Vec<DeadLetter> {
-        let mut seen = BTreeMap::new();
-        for _ in 0..3 {
-            let messages = self.aws.receive_messages(url, 10, 0, Some(0)).await;
-            for message in &messages {
-                let attribute = |name: &str| {
-                    message
-                        .message_attributes()
-                        .and_then(|a| a.get(name))
-                        .and_then(|v| v.string_value())
-                        .unwrap_or_default()
-                        .to_owned()
-                };
-                seen.insert(
-                    message.message_id().unwrap_or_default().to_owned(),
-                    DeadLetter {
-                        body: message.body().unwrap_or_default().to_owned(),
-                        error_kind: attribute("errorKind"),
-                        error_message: attribute("errorMessage"),
-                        receive_count: attribute("receiveCount").parse().unwrap_or(0),
-                    },
-                );
-            }
-        }
-        seen.into_values().collect()
+        let dlq = orderflow::dlq::Dlq::new(self.aws.sqs.clone());
+        let queue = dlq.resolve(url).await.expect("the DLQ resolves");
+        let limit = self.depth(url).await.max(10);
+        dlq.peek(&queue, limit)
+            .await
+            .expect("the DLQ can be read")
+            .into_iter()
+            .map(|message| DeadLetter {
+                body: message.body,
+                error_kind: message.error_kind.unwrap_or_default(),
+                error_message: message.error_message.unwrap_or_default(),
+                receive_count: message.receive_count.unwrap_or(0),
+            })
+            .collect()
     }
 
     /// Messages in the queue at `url` (visible or not).

@@ -66,14 +66,15 @@ pub fn sku(n: usize) -> String {
 }
 
 impl Plan {
-    /// `orders` orders of run `run` drawn from `seed`: 5 % published twice, 1 % poison
-    /// between them, about 5 % declined, 5 % out of stock. (No `flaky-` customers: the
+    /// `orders` orders of run `run` drawn from `seed`: 5 % published twice (at least one), 1 %
+    /// poison between them (at least three: one malformed, one of an unknown version, one
+    /// breaking a rule, then in turn), about 5 % declined, 5 % out of stock. Counts are fixed
+    /// and places drawn, so a small run still has every kind of fault. (No `flaky-` customers: the
     /// simulated gateway counts their attempts per process, so with instances killed and
     /// restarted one could fail on every receive; the proxy's faults are the transient failures.)
     pub fn draw(run: &str, orders: usize, seed: u64) -> Plan {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut planned = Vec::with_capacity(orders);
-        let mut poison = Vec::new();
         for n in 0..orders {
             let order_id = format!("{run}-{n:06}");
             let roll = rng.u32(0..100);
@@ -112,24 +113,36 @@ impl Plan {
             }
             planned.push(PlannedOrder {
                 event,
-                twice: rng.u32(0..100) < 5,
+                twice: false,
                 expected,
             });
-            if rng.u32(0..100) == 0 {
-                poison.push((n, Self::poison(&mut rng, n)));
-            }
         }
+        let mut places: Vec<usize> = (0..orders).collect();
+        rng.shuffle(&mut places);
+        let twice = (orders * 5 / 100).max(1).min(orders);
+        for &n in &places[..twice] {
+            planned[n].twice = true;
+        }
+        rng.shuffle(&mut places);
+        let poisoned = (orders / 100).max(3).min(orders);
+        let mut poison: Vec<(usize, Poison)> = places[..poisoned]
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (n, Self::poison(i % 3, n)))
+            .collect();
+        poison.sort_by_key(|(n, _)| *n);
         Plan {
             orders: planned,
             poison,
         }
     }
 
-    fn poison(rng: &mut fastrand::Rng, n: usize) -> Poison {
+    /// Poison of kind `kind` (0 malformed JSON, 1 an unknown version, 2 a broken rule).
+    fn poison(kind: usize, n: usize) -> Poison {
         let mut event = serde_json::to_value(examples::order_placed()).unwrap_or_default();
         event["aggregateId"] = serde_json::json!(format!("poison-{n}"));
-        let (body, version) = match rng.u32(0..3) {
-            0 => (format!("{{\"eventId\": \"poison-{n}\", oops"), "2"),
+        let (body, version) = match kind {
+            0 => (format!("{{\"aggregateId\": \"poison-{n}\" oops"), "2"),
             1 => {
                 event["eventVersion"] = serde_json::json!(9);
                 (event.to_string(), "9")
@@ -161,6 +174,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_small_run_still_has_a_duplicate_and_every_kind_of_poison() {
+        let plan = Plan::draw("r", 20, 3);
+        assert_eq!(plan.orders.iter().filter(|o| o.twice).count(), 1);
+        let mut kinds: Vec<&str> = plan.poison.iter().map(|(_, p)| p.kind).collect();
+        kinds.sort_unstable();
+        assert_eq!(
+            kinds,
+            ["InvalidField", "MalformedJson", "UnsupportedVersion"]
+        );
+        let places: Vec<usize> = plan.poison.iter().map(|(n, _)| *n).collect();
+        assert!(places.windows(2).all(|w| w[0] < w[1]), "{places:?}");
+    }
+
+    #[test]
     fn the_same_seed_draws_the_same_plan_and_every_event_is_valid() {
         let a = Plan::draw("r", 500, 7);
         let b = Plan::draw("r", 500, 7);
@@ -171,8 +198,8 @@ mod tests {
             order.event.encode().expect("a valid event");
         }
         let twice = a.orders.iter().filter(|o| o.twice).count();
-        assert!((5..60).contains(&twice), "{twice} of 500 twice");
-        assert!(!a.poison.is_empty());
+        assert_eq!(twice, 25, "5 % of 500 twice");
+        assert_eq!(a.poison.len(), 5, "1 % of 500 poison");
         for (_, poison) in &a.poison {
             assert!(orderflow::Event::decode(poison.body.as_bytes()).is_err());
             assert!(
