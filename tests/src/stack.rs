@@ -257,8 +257,8 @@ impl Deployed {
     pub async fn peek(&self, url: &str) -> Vec<DeadLetter> {
         let dlq = orderflow::dlq::Dlq::new(self.aws.sqs.clone());
         let queue = dlq.resolve(url).await.expect("the DLQ resolves");
-        let limit = self.depth(url).await.max(10);
-        dlq.peek(&queue, limit)
+        // No limit: the reader stops once the queue gives nothing new.
+        dlq.peek(&queue, usize::MAX)
             .await
             .expect("the DLQ can be read")
             .into_iter()
