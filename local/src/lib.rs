@@ -143,6 +143,13 @@ pub struct Runner {
     pub log: LogSink,
 }
 
+/// How long [`Runner::settle`] gives SNS to deliver a publish to the subscribed queues: on AWS
+/// and LocalStack the delivery is asynchronous (moto's is not), so for a moment after a
+/// publish every queue can look empty; a quiet second alone once let a CI run on a loaded
+/// LocalStack settle before an order's confirmation arrived. The caller's own publishes (a
+/// test's, another system's) are covered from the call on.
+pub const SNS_DELIVERY_GRACE: Duration = Duration::from_secs(3);
+
 /// The caller name of a function's event sources in the proxy's tally.
 pub fn event_source_caller(logical_id: &str) -> String {
     format!("{logical_id} event source")
@@ -430,10 +437,12 @@ impl Runner {
     }
 
     /// Waits until nothing moves: no invocation running, every queue empty (in-flight and
-    /// delayed messages included), every stream read to its end, for a second in a row.
-    /// `progress` hears how much is left; gives up at `deadline`.
+    /// delayed messages included), every stream read to its end, for a second in a row, and
+    /// no SNS publish for [`SNS_DELIVERY_GRACE`] (since the call, or since a function's last
+    /// publish through the proxy). `progress` hears how much is left; gives up at `deadline`.
     pub async fn settle(&self, deadline: Duration, progress: &dyn Fn(usize)) -> Result<(), String> {
-        let until = Instant::now() + deadline;
+        let called = Instant::now();
+        let until = called + deadline;
         let mut quiet = 0;
         // Empty passes over each stream when the quiet began: a stream counts as read to its
         // end only after a pass that started within the quiet period found nothing.
@@ -475,7 +484,14 @@ impl Runner {
                     .iter()
                     .zip(&passes_at_quiet)
                     .all(|((_, _, passes), at)| passes.load(Ordering::SeqCst) >= at + 2);
-                if quiet >= 4 && streams_read {
+                // A message SNS accepted but has not yet handed to a queue is in no queue.
+                let last_publish = self
+                    .proxy
+                    .as_ref()
+                    .and_then(|proxy| proxy.tally().last_publish())
+                    .map_or(called, |at| at.max(called));
+                let delivered = last_publish.elapsed() >= SNS_DELIVERY_GRACE;
+                if quiet >= 4 && streams_read && delivered {
                     return Ok(());
                 }
             } else {

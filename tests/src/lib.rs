@@ -114,6 +114,26 @@ pub async fn emulator() -> Emulator {
     }
 }
 
+/// Runs `check` every 300 ms until it holds; panics with its last answer after `deadline`.
+/// For end states reached through asynchronous hops (SNS to SQS, a stream), which no single
+/// look can prove have all arrived.
+pub async fn eventually<F, Fut>(deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(last) if Instant::now() >= until => {
+                panic!("not so after {} s: {last}", deadline.as_secs())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
 /// A resource name no other test uses: `of-<prefix>-<8 hex>`.
 pub fn unique_name(prefix: &str) -> String {
     format!(

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use orderflow::Event;
 use orderflow::event::{EventPayload, examples};
-use orderflow_tests::http;
 use orderflow_tests::stack::{Deployed, repo};
+use orderflow_tests::{DELIVERY_DEADLINE, eventually, http};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(180);
@@ -327,25 +327,40 @@ async fn a_function_killed_mid_batch_is_restarted_and_every_effect_happens_once(
     // THEN the batch comes back after its visibility timeout, a new instance starts cold, and
     // every order is charged exactly once
     deployed.settle(Duration::from_secs(300)).await;
-    for id in &ids {
-        assert_eq!(status(&deployed, id).await, "CONFIRMED", "{id}");
-        let row = deployed
-            .item("PaymentsTableName", &[("orderId", id)])
+    // The last confirmations travel through SNS, asynchronously: look until they are in.
+    eventually(DELIVERY_DEADLINE, || async {
+        for id in &ids {
+            let status = status(&deployed, id).await;
+            if status != "CONFIRMED" {
+                return Err(format!("{id} is {status}"));
+            }
+            let row = deployed.item("PaymentsTableName", &[("orderId", id)]).await;
+            let payment = row.as_ref().map(|row| &row["status"]);
+            if payment != Some(&json!("CAPTURED")) {
+                return Err(format!("{id}'s payment: {payment:?}"));
+            }
+        }
+        let stock = deployed.stock("SKU-A").await;
+        if stock != Some(14) {
+            return Err(format!("SKU-A stock {stock:?}, not 14"));
+        }
+        let emails = deployed
+            .scan("NotificationsTableName")
             .await
-            .unwrap();
-        assert_eq!(row["status"], "CAPTURED");
-    }
+            .into_iter()
+            .filter(|n| n.contains_key("subject"))
+            .count();
+        if emails != 12 {
+            return Err(format!(
+                "{emails} emails, not 12 (placed and confirmed, once each)"
+            ));
+        }
+        Ok(())
+    })
+    .await;
     let stats = payment.stats();
     assert!(stats.cold_starts >= 2, "restarted: {stats:?}");
     assert!(stats.failed_invocations >= 1, "{stats:?}");
-    assert_eq!(deployed.stock("SKU-A").await, Some(14));
-    let emails = deployed
-        .scan("NotificationsTableName")
-        .await
-        .into_iter()
-        .filter(|n| n.contains_key("subject"))
-        .count();
-    assert_eq!(emails, 12, "placed and confirmed, once each");
     assert_dlqs_empty(&deployed).await;
     deployed.stop().await;
 }

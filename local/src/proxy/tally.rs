@@ -2,7 +2,7 @@
 //! endpoint took to answer them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -61,6 +61,7 @@ impl Usage {
 #[derive(Debug, Default)]
 pub struct Tally {
     usage: Mutex<BTreeMap<Key, Usage>>,
+    last_publish: Mutex<Option<Instant>>,
 }
 
 /// How one request went, as the proxy saw it.
@@ -101,6 +102,18 @@ impl Tally {
             upstream: seen.upstream,
         };
         self.usage.lock().entry(key).or_default().add(&one);
+        if operation.service == Service::Sns
+            && matches!(operation.name.as_str(), "Publish" | "PublishBatch")
+        {
+            // Whatever the answer: a lost answer may hide an accepted publish.
+            *self.last_publish.lock() = Some(Instant::now());
+        }
+    }
+
+    /// When a publish last went through the proxy: its deliveries to the subscribed
+    /// queues may still be on their way (SNS hands messages to SQS asynchronously).
+    pub fn last_publish(&self) -> Option<Instant> {
+        *self.last_publish.lock()
     }
 
     /// Everything counted, by key.
@@ -211,5 +224,19 @@ mod tests {
         assert_eq!(by_service[&Service::DynamoDb].failed, 1);
         tally.reset();
         assert!(tally.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_publish_is_remembered_and_other_requests_are_not() {
+        let tally = Tally::default();
+        let ok = Seen {
+            status: 200,
+            ..Seen::default()
+        };
+        tally.count("OrdersFunction", &op(Service::Sqs, "SendMessage", 1), &ok);
+        assert_eq!(tally.last_publish(), None);
+        let before = Instant::now();
+        tally.count("PaymentFunction", &op(Service::Sns, "PublishBatch", 2), &ok);
+        assert!(tally.last_publish().is_some_and(|at| at >= before));
     }
 }
