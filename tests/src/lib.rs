@@ -362,19 +362,27 @@ impl Emulator {
         wait_seconds: i32,
         visibility: Option<i32>,
     ) -> Vec<Message> {
-        self.sqs
-            .receive_message()
-            .queue_url(url)
-            .max_number_of_messages(max.clamp(1, 10) as i32)
-            .wait_time_seconds(wait_seconds)
-            .set_visibility_timeout(visibility)
-            .message_attribute_names("All")
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await
-            .expect("ReceiveMessage")
-            .messages
-            .unwrap_or_default()
+        // An emulator starved of CPU (a 2-core runner, several tests at once) can take longer
+        // than the client's operation timeout; a poller asks again, and so does this.
+        let mut attempts = 0;
+        loop {
+            let answer = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(max.clamp(1, 10) as i32)
+                .wait_time_seconds(wait_seconds)
+                .set_visibility_timeout(visibility)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await;
+            match answer {
+                Ok(out) => return out.messages.unwrap_or_default(),
+                Err(aws_sdk_sqs::error::SdkError::TimeoutError(_)) if attempts < 3 => attempts += 1,
+                Err(err) => panic!("ReceiveMessage: {err:?}"),
+            }
+        }
     }
 
     /// Creates a pay-per-request table with string partition key `key`, and waits until it is
