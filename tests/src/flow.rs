@@ -181,10 +181,14 @@ impl Flow {
         });
         let response = orders::handle(
             self.consumer::<orders::State>("orders"),
-            LambdaEvent::new(request, Context::default()),
+            LambdaEvent::new(
+                serde_json::value::to_raw_value(&request).unwrap(),
+                Context::default(),
+            ),
         )
         .await
         .expect("HTTP response");
+        let response = serde_json::to_value(response).unwrap();
         let status = response["statusCode"].as_i64().unwrap_or(0);
         let body = response["body"]
             .as_str()

@@ -55,7 +55,7 @@ pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> 
     handlers(State {
         counters: Arc::new(DynamoCounterStore::new(config.analytics_table)),
     })
-    .wired(sdk, &config.consumer)
+    .wired_without_publisher(sdk, &config.consumer)
 }
 
 /// The handlers, unwired: one transactional handler for each counted event type.

@@ -58,7 +58,7 @@ pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> 
         sender: table.clone(),
         contacts: table,
     })
-    .wired(sdk, &config.consumer)
+    .wired_without_publisher(sdk, &config.consumer)
 }
 
 /// The handlers, unwired.

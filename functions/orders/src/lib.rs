@@ -20,8 +20,8 @@ pub mod store;
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use chrono::Utc;
 use lambda_runtime::LambdaEvent;
 use orderflow::consume::{Consumer, ConsumerEnv, HandlerError, Message, Outcome};
@@ -30,7 +30,8 @@ use orderflow::event::{
     EventData, InventoryOutOfStock, InventoryReserved, OrderCancelled, OrderConfirmed, OrderPlaced,
     PaymentFailed, PaymentProcessed,
 };
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 pub use domain::{Decision, Order, OrderStatus};
 pub use error::OrdersError;
@@ -71,7 +72,7 @@ pub fn consumer(sdk: &aws_config::SdkConfig, config: Config) -> Consumer<State> 
     handlers(State {
         orders: Arc::new(orders),
     })
-    .wired(sdk, &config.consumer)
+    .wired_without_publisher(sdk, &config.consumer)
 }
 
 /// The saga handlers, unwired: all transactional, their effect is the writes they return.
@@ -86,32 +87,62 @@ pub fn handlers(state: State) -> Consumer<State> {
         .emits_no_events()
 }
 
+/// What an invocation carries, told apart by its top-level keys: an SQS batch has `Records`,
+/// an API Gateway HTTP request `requestContext`. Read from the payload's text in one pass that
+/// keeps nothing, so the batch is then read once, straight into its type, as every other
+/// function reads it (no `serde_json::Value` of the whole payload in between: that cost a
+/// batch's every record an allocation per field, and the binary a second copy of the
+/// `SqsEvent` and request decoders).
+#[derive(serde::Deserialize)]
+struct Shape {
+    #[serde(rename = "Records")]
+    records: Option<IgnoredAny>,
+    #[serde(rename = "requestContext")]
+    request_context: Option<IgnoredAny>,
+}
+
+/// What the orders function answers: a partial batch response to SQS, a response to the API.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Answer {
+    /// To the SQS event source: the records to retry.
+    Batch(SqsBatchResponse),
+    /// To API Gateway.
+    Http(Box<ApiGatewayV2httpResponse>),
+}
+
 /// One invocation: an SQS batch (the saga) or an HTTP request (the API), told apart by shape.
 pub async fn handle(
     consumer: &Consumer<State>,
-    event: LambdaEvent<Value>,
-) -> Result<Value, lambda_runtime::Error> {
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Answer, lambda_runtime::Error> {
     let (payload, context) = event.into_parts();
-    if payload.get("Records").is_some() {
-        let batch: SqsEvent = serde_json::from_value(payload)?;
+    let json = payload.get();
+    // Only an object has keys (a struct would also take an array's elements as its fields).
+    if !json.trim_start().starts_with('{') {
+        return Err(NEITHER.into());
+    }
+    let shape: Shape = serde_json::from_str(json).map_err(|_| NEITHER)?;
+    if shape.records.is_some() {
+        let batch: SqsEvent = serde_json::from_str(json)?;
         let response =
             orderflow::lambda::handle(consumer, LambdaEvent::new(batch, context)).await?;
-        return Ok(serde_json::to_value(response)?);
+        return Ok(Answer::Batch(response));
     }
-    if payload.get("requestContext").is_some() {
+    if shape.request_context.is_some() {
         // An HTTP request is an invocation too: the first batch after it is not a cold start.
         orderflow::lambda::first_invocation();
-        let request: ApiGatewayV2httpRequest = serde_json::from_value(payload)?;
+        let request: ApiGatewayV2httpRequest = serde_json::from_str(json)?;
         let state = consumer.state();
-        return Ok(serde_json::to_value(
+        return Ok(Answer::Http(Box::new(
             api::route(&request, state.orders.as_ref()).await,
-        )?);
+        )));
     }
-    Err(
-        "the orders function takes SQS batches and API Gateway HTTP (payload 2.0) requests only"
-            .into(),
-    )
+    Err(NEITHER.into())
 }
+
+const NEITHER: &str =
+    "the orders function takes SQS batches and API Gateway HTTP (payload 2.0) requests only";
 
 /// The order a saga event is about; until its `OrderPlaced` has arrived, a transient
 /// `OrderNotYetKnown`, so the event waits with the usual backoff instead of being dead-lettered.

@@ -15,9 +15,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = orderflow::aws::sdk_config().await;
     // A wiring mistake stops the function here, as an init error, before it takes a request.
     let consumer = Arc::new(consumer(&sdk, config).ready()?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        let consumer = consumer.clone();
-        async move { orders::handle(&consumer, event).await }
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<Box<serde_json::value::RawValue>>| {
+            let consumer = consumer.clone();
+            async move { orders::handle(&consumer, event).await }
+        },
+    ))
     .await
 }

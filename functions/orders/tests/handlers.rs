@@ -153,3 +153,76 @@ async fn the_api_writes_an_order_with_its_order_placed_and_a_retried_request_get
     assert_eq!(order.status, OrderStatus::Placed);
     assert_eq!(order.total.to_string(), "40.48");
 }
+
+/// The payload as the runtime reads it (`serde_path_to_error` over serde_json), kept as text.
+fn payload(json: &str) -> Box<serde_json::value::RawValue> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).unwrap()
+}
+
+async fn invoke(table: &InMemoryOrderRepository, json: &str) -> Result<orders::Answer, String> {
+    let consumer = handlers(State {
+        orders: Arc::new(table.clone()),
+    })
+    .with_idempotency(orderflow::idempotency::Idempotency::new(Arc::new(
+        orderflow::idempotency::InMemoryIdempotencyStore::new(),
+    )));
+    let mut context = lambda_runtime::Context::default();
+    let in_a_minute = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    context.deadline = in_a_minute
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let event = lambda_runtime::LambdaEvent::new(payload(json), context);
+    orders::handle(&consumer, event)
+        .await
+        .map_err(|err| err.to_string())
+}
+
+#[tokio::test]
+async fn an_invocation_is_a_batch_or_an_http_request_told_apart_by_its_shape() {
+    let table = InMemoryOrderRepository::new();
+    // An SQS batch: the saga takes its OrderPlaced (an order another system placed).
+    let batch = orderflow::testing::sqs_event::raw(
+        &[examples::order_placed()],
+        "arn:aws:sqs:us-east-1:123456789012:orders",
+    )
+    .unwrap();
+    let answer = invoke(&table, &serde_json::to_string(&batch).unwrap()).await;
+    let Ok(orders::Answer::Batch(response)) = answer else {
+        panic!("{answer:?}")
+    };
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(status(&table).await, OrderStatus::Placed);
+    assert_eq!(
+        serde_json::to_value(orders::Answer::Batch(response)).unwrap(),
+        serde_json::json!({"batchItemFailures": []}),
+        "what the event source reads"
+    );
+    // An HTTP API request: the order just recorded, as API Gateway asks for it.
+    let mut request = ApiGatewayV2httpRequest::default();
+    request.request_context.http.method = http::Method::GET;
+    request.raw_path = Some("/orders/ord-1001".into());
+    request
+        .path_parameters
+        .insert("orderId".into(), "ord-1001".into());
+    let answer = invoke(&table, &serde_json::to_string(&request).unwrap()).await;
+    let Ok(orders::Answer::Http(response)) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(response.status_code, 200, "{response:?}");
+    let answer = serde_json::to_value(orders::Answer::Http(response)).unwrap();
+    assert_eq!(
+        answer["statusCode"], 200,
+        "what API Gateway reads: {answer}"
+    );
+    // Anything else is refused, saying what the function takes.
+    for other in [r#"{"detail-type": "x"}"#, "[1, 2]", r#""text""#] {
+        let answer = invoke(&table, other).await;
+        assert!(
+            answer
+                .as_ref()
+                .is_err_and(|err| err.contains("SQS batches and API Gateway HTTP")),
+            "{other}: {answer:?}"
+        );
+    }
+}

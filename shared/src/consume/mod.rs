@@ -377,6 +377,18 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     /// for the DLQ and retry delays, and EMF metrics on standard output if `env.metrics` names a
     /// namespace. Clients are built once, here, from `sdk`.
     pub fn wired(self, sdk: &aws_config::SdkConfig, env: &ConsumerEnv) -> Self {
+        let consumer = self.wired_without_publisher(sdk, env);
+        match &env.events_topic_arn {
+            Some(topic) => consumer
+                .with_publisher(Publisher::new(aws_sdk_sns::Client::new(sdk), topic.clone())),
+            None => consumer,
+        }
+    }
+
+    /// [`wired`](Consumer::wired) without the publisher, for a consumer that
+    /// [`emits_no_events`](Consumer::emits_no_events) (or writes them to an outbox): its binary
+    /// then holds no SNS client at all (smaller: `make bench`'s size column).
+    pub fn wired_without_publisher(self, sdk: &aws_config::SdkConfig, env: &ConsumerEnv) -> Self {
         let store = crate::idempotency::DynamoIdempotencyStore::new(
             aws_sdk_dynamodb::Client::new(sdk),
             env.idempotency_table.clone(),
@@ -387,10 +399,6 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 aws_sdk_sqs::Client::new(sdk),
                 env.dead_letter_queue_url.clone(),
             );
-        if let Some(topic) = &env.events_topic_arn {
-            consumer = consumer
-                .with_publisher(Publisher::new(aws_sdk_sns::Client::new(sdk), topic.clone()));
-        }
         if let Some(metrics) = EmfMetrics::stdout(&env.metrics, &consumer.name) {
             consumer = consumer.with_metrics(Arc::new(metrics));
         }
