@@ -45,12 +45,20 @@ pub async fn poll(
             batch = receive(&sqs, &source) => batch,
             _ = stop.changed() => return,
         };
-        // Stopped while the long poll was out: hand the messages straight back.
-        if *paused.borrow() {
-            if let Ok(messages) = &batch {
-                release(&sqs, &source, messages).await;
+        // Stopped while the long poll was out: keep the batch and hand it to the function
+        // when it runs again, as a batch taken just before a mapping is disabled is still
+        // processed. Handing it straight back let the other pollers' long polls, out since
+        // before the stop, take it and hand it back in turn: every turn a receive, so a message
+        // reached the redrive policy's maxReceiveCount (5) before its first invocation, and
+        // one failure later it was in the DLQ. (A stop longer than the visibility timeout lets
+        // the messages be received again meanwhile: a redelivery idempotency absorbs.)
+        if batch.as_ref().is_ok_and(|messages| !messages.is_empty()) {
+            while *paused.borrow() {
+                tokio::select! {
+                    _ = paused.changed() => {}
+                    _ = stop.changed() => return,
+                }
             }
-            continue;
         }
         let messages = match batch {
             Ok(messages) => messages,
@@ -198,21 +206,6 @@ async fn handle(
                     source.name
                 ));
             }
-        }
-    }
-}
-
-/// Makes received messages visible again at once.
-async fn release(sqs: &aws_sdk_sqs::Client, source: &SqsSource, messages: &[Message]) {
-    for message in messages {
-        if let Some(handle) = message.receipt_handle() {
-            let _ = sqs
-                .change_message_visibility()
-                .queue_url(&source.queue_url)
-                .receipt_handle(handle)
-                .visibility_timeout(0)
-                .send()
-                .await;
         }
     }
 }

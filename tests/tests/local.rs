@@ -295,6 +295,28 @@ async fn a_stopped_consumer_catches_up_and_holds_nobody_up_meanwhile() {
     for id in &ids {
         assert_eq!(status(&deployed, id).await, "CONFIRMED");
     }
+    // Each order was received once: a batch that came in while payment was stopped waited for
+    // it, instead of going back and forth between pollers, each turn a receive towards the
+    // redrive policy's maxReceiveCount.
+    let usage = deployed
+        .runner
+        .proxy()
+        .expect("the emulator is proxied")
+        .tally()
+        .snapshot();
+    let caller = orderflow_local::event_source_caller("PaymentFunction");
+    let receives = counted(&usage, &caller, orderflow_local::proxy::Service::Sqs);
+    assert_eq!(
+        receives
+            .get("ReceiveMessage")
+            .map_or(0, |usage| usage.messages),
+        3,
+        "{receives:?}"
+    );
+    assert!(
+        !receives.contains_key("ChangeMessageVisibility"),
+        "{receives:?}"
+    );
     assert_dlqs_empty(&deployed).await;
     deployed.stop().await;
 }
