@@ -145,9 +145,9 @@ pub struct Runner {
 
 /// How long [`Runner::settle`] gives SNS to deliver a publish to the subscribed queues: on AWS
 /// and LocalStack the delivery is asynchronous (moto's is not), so for a moment after a
-/// publish every queue can look empty; a quiet second alone once let a CI run on a loaded
-/// LocalStack settle before an order's confirmation arrived. The caller's own publishes (a
-/// test's, another system's) are covered from the call on.
+/// publish every queue can look empty, and a quiet second alone is no proof that nothing is
+/// on its way. The caller's own publishes (a test's, another system's) are covered from the
+/// call on.
 pub const SNS_DELIVERY_GRACE: Duration = Duration::from_secs(3);
 
 /// The caller name of a function's event sources in the proxy's tally.
