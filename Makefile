@@ -23,7 +23,7 @@ CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv build lint lint-infra test test-localstack unit bench chaos run up deploy deploy-guided deploy-localstack clean
+.PHONY: help venv build lint lint-infra test test-localstack unit bench chaos chaos-run run up deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -97,7 +97,7 @@ test: venv lint lint-infra build ## Lint code and template, build, every test on
 	scripts/with-moto.sh $(CARGO) test --workspace --locked
 	$(MAKE) --no-print-directory test-localstack
 	@echo "make test: the chaos suite with ORDERS=$(CI_CHAOS_ORDERS) SEED=$(CI_CHAOS_SEED) (what fits CI's time; make chaos runs $(ORDERS), a new seed each run)"
-	$(MAKE) --no-print-directory chaos ORDERS=$(CI_CHAOS_ORDERS) SEED=$(CI_CHAOS_SEED)
+	$(MAKE) --no-print-directory chaos-run ORDERS=$(CI_CHAOS_ORDERS) SEED=$(CI_CHAOS_SEED)
 
 # The order flow through the real binaries under faults (tests/src/chaos): duplicates, poison,
 # SIGKILL mid-batch, DynamoDB/SNS/SQS errors through the runner's proxy, a consumer down, a
@@ -110,6 +110,11 @@ CI_CHAOS_ORDERS := 200
 CI_CHAOS_SEED := 7
 chaos: ## Nothing lost, nothing twice under faults: ORDERS=N (default 10000) SEED=S
 	$(CARGO) build --locked --workspace --bins
+	$(MAKE) --no-print-directory chaos-run
+
+# The chaos suite on the binaries already built: make test's build has them (building again
+# with --bins alone would compile the workspace again under another feature set: minutes on CI).
+chaos-run:
 	scripts/with-localstack.sh target/debug/chaos --orders $(ORDERS) $(if $(SEED),--seed $(SEED))
 
 # Every emulator test and every end-to-end test (the real binaries through orderflow-local) on a
