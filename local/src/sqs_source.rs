@@ -31,15 +31,8 @@ pub async fn poll(
     log: LogSink,
 ) {
     loop {
-        if *stop.borrow() {
+        if !running(&mut paused, &mut stop).await {
             return;
-        }
-        if *paused.borrow() {
-            tokio::select! {
-                _ = paused.changed() => {}
-                _ = stop.changed() => {}
-            }
-            continue;
         }
         let batch = tokio::select! {
             batch = receive(&sqs, &source) => batch,
@@ -52,13 +45,10 @@ pub async fn poll(
         // reached the redrive policy's maxReceiveCount (5) before its first invocation, and
         // one failure later it was in the DLQ. (A stop longer than the visibility timeout lets
         // the messages be received again meanwhile: a redelivery idempotency absorbs.)
-        if batch.as_ref().is_ok_and(|messages| !messages.is_empty()) {
-            while *paused.borrow() {
-                tokio::select! {
-                    _ = paused.changed() => {}
-                    _ = stop.changed() => return,
-                }
-            }
+        if batch.as_ref().is_ok_and(|messages| !messages.is_empty())
+            && !running(&mut paused, &mut stop).await
+        {
+            return;
         }
         let messages = match batch {
             Ok(messages) => messages,
@@ -82,6 +72,17 @@ pub async fn poll(
         }
         handle(&source, &function, &sqs, &region, passing, &log).await;
     }
+}
+
+/// Waits while the function is stopped; `false` once the runner stops (then or meanwhile).
+async fn running(paused: &mut watch::Receiver<bool>, stop: &mut watch::Receiver<bool>) -> bool {
+    while *paused.borrow() {
+        tokio::select! {
+            _ = paused.changed() => {}
+            _ = stop.changed() => return false,
+        }
+    }
+    !*stop.borrow()
 }
 
 /// Receives up to `BatchSize` messages, waiting up to the batching window for more.
