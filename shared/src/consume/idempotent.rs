@@ -9,6 +9,9 @@
 //!   (another record changed the same order or stock first), the handler runs again at once on
 //!   fresh data, a few times, before the record goes back to the queue with its backoff.
 //!
+//! Copies of one event handled at once in this environment (two in one batch) take turns on
+//! its key, so the later copy finds the first's outcome instead of its hold.
+//!
 //! A duplicate (found in the cache, completed, or taken by the commit) returns the stored
 //! follow-up events, which the caller publishes again: their ids are the same, so downstream
 //! idempotency absorbs them, and a first attempt that failed between commit and publish is
@@ -55,6 +58,7 @@ impl IdempotencyLayer<'_> {
         H: FnOnce() -> F,
         F: Future<Output = Result<Outcome, RecordError>>,
     {
+        let _turn = self.idempotency.turn(&claim).await;
         if let Some(stored) = self.idempotency.cached(&claim) {
             return duplicate(&claim, &stored, DuplicateBy::Cache);
         }
@@ -73,6 +77,7 @@ impl IdempotencyLayer<'_> {
         H: Fn() -> F,
         F: Future<Output = Result<Outcome, RecordError>>,
     {
+        let _turn = self.idempotency.turn(&claim).await;
         if let Some(stored) = self.idempotency.cached(&claim) {
             return duplicate(&claim, &stored, DuplicateBy::Cache);
         }

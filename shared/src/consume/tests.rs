@@ -895,3 +895,84 @@ async fn a_cause_about_to_arrive_is_retried_soon_once_then_with_the_backoff() {
     let backoff = VisibilityBackoff::default();
     assert!(delays["third"] >= backoff.floor(3), "{delays:?}");
 }
+
+/// Takes its time, as a call to a payment gateway or a mail service does.
+async fn slow_charge(
+    _: Message<OrderPlaced>,
+    state: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    state.placed.fetch_add(1, Ordering::SeqCst);
+    Ok(Outcome::done())
+}
+
+#[tokio::test]
+async fn copies_of_one_event_in_one_batch_take_turns_and_the_later_is_a_duplicate() {
+    // GIVEN one event delivered twice in one batch (SNS and a relay both deliver at least
+    // once), a handler slow enough that the copies would overlap, with and without the cache
+    for cached in [false, true] {
+        let mut idempotency = Idempotency::new(Arc::new(InMemoryIdempotencyStore::new()));
+        if cached {
+            idempotency = idempotency.with_cache(std::num::NonZeroUsize::MIN);
+        }
+        let consumer = Consumer::new("notification", Counters::default())
+            .on(slow_charge)
+            .with_idempotency(idempotency);
+        let body = order("ord-1", "c").encode().unwrap();
+        let other = order("ord-2", "c").encode().unwrap();
+        // WHEN the batch runs its records concurrently
+        let outcome = consumer
+            .process(
+                &batch(vec![
+                    record("copy-1", &body, QUEUE, None),
+                    record("other", &other, QUEUE, None),
+                    record("copy-2", &body, QUEUE, None),
+                ]),
+                &Invocation::default(),
+            )
+            .await;
+        // THEN the effect happened once per event, and the second copy is acknowledged as a
+        // duplicate instead of meeting the first one's hold and going back to the queue (where
+        // a copy at its last receive would be moved to the DLQ)
+        assert_eq!(
+            outcome_kinds(&outcome),
+            ["Handled", "Handled", "Duplicate"],
+            "cache: {cached}"
+        );
+        assert_eq!(consumer.state.placed.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[tokio::test]
+async fn copies_of_one_event_in_one_batch_commit_once_and_the_cache_spares_the_rerun() {
+    for cached in [false, true] {
+        let mut idempotency = Idempotency::new(Arc::new(InMemoryIdempotencyStore::new()));
+        if cached {
+            idempotency = idempotency.with_cache(std::num::NonZeroUsize::MIN);
+        }
+        let consumer = Consumer::new("orders", Versioned::default())
+            .on_transactional(bump_version)
+            .with_idempotency(idempotency);
+        let body = order("ord-1", "c").encode().unwrap();
+        let outcome = consumer
+            .process(
+                &batch(vec![
+                    record("copy-1", &body, QUEUE, None),
+                    record("copy-2", &body, QUEUE, None),
+                ]),
+                &Invocation::default(),
+            )
+            .await;
+        assert_eq!(
+            outcome_kinds(&outcome),
+            ["Handled", "Duplicate"],
+            "cache: {cached}"
+        );
+        let state = consumer.state();
+        assert_eq!(state.version.load(Ordering::SeqCst), 1, "one commit");
+        // Without the cache the later copy decides again and its commit is refused (the
+        // transaction finds the record completed); with it, its turn finds the outcome first.
+        let runs = if cached { 1 } else { 2 };
+        assert_eq!(state.runs.load(Ordering::SeqCst), runs, "cache: {cached}");
+    }
+}

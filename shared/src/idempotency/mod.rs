@@ -20,6 +20,7 @@
 mod cache;
 mod dynamo;
 mod error;
+mod in_flight;
 mod memory;
 mod record;
 mod write;
@@ -32,6 +33,8 @@ use sha2::{Digest, Sha256};
 pub(crate) use cache::CompletedCache;
 pub use dynamo::DynamoIdempotencyStore;
 pub use error::{IdempotencyError, TransactionConflict, WriteRefused};
+use in_flight::InFlight;
+pub(crate) use in_flight::Turn;
 pub use memory::InMemoryIdempotencyStore;
 pub use record::{Acquired, Claim, Committed, IdempotencyRecord, Status};
 pub use write::{Write, WriteChange, WriteCondition};
@@ -73,6 +76,7 @@ pub struct Idempotency {
     ttl: Duration,
     key_fn: KeyFn,
     cache: Option<Arc<CompletedCache>>,
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for Idempotency {
@@ -95,6 +99,7 @@ impl Idempotency {
             ttl: DEFAULT_TTL,
             key_fn: Arc::new(|e| e.event_id.to_string()),
             cache: None,
+            in_flight: Arc::default(),
         }
     }
 
@@ -144,6 +149,13 @@ impl Idempotency {
             expires_at: (now_ms / 1000) + self.ttl.as_secs() as i64,
             in_progress_until: until,
         }
+    }
+
+    /// Waits until no other record of this environment is handling `claim`'s key, then holds
+    /// it until the returned turn is dropped: copies of one event in one batch run one after
+    /// the other, the later ones finding the first's outcome.
+    pub(crate) async fn turn(&self, claim: &Claim) -> Turn<'_> {
+        self.in_flight.turn(&claim.key).await
     }
 
     /// The cached result of a completed claim, if this environment completed it itself.
