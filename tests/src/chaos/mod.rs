@@ -346,6 +346,15 @@ fn fault_rules(deny: bool) -> Vec<FaultRule> {
             0.01,
             Fault::Slow(Duration::from_millis(1500)),
         ),
+        // The relay's event source reading the orders table's stream: a failed read must
+        // neither skip nor repeat a record past what the relay's idempotency absorbs.
+        rule(
+            None,
+            Service::DynamoDbStreams,
+            &[],
+            0.05,
+            Fault::ServerError,
+        ),
         rule(None, Service::Sqs, &[], 0.02, Fault::ServerError),
         rule(
             None,
