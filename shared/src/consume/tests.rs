@@ -906,18 +906,24 @@ async fn slow_charge(
     Ok(Outcome::done())
 }
 
+/// A fresh in-memory store, with the completed-keys cache or without it.
+fn in_memory_idempotency(cached: bool) -> Idempotency {
+    let idempotency = Idempotency::new(Arc::new(InMemoryIdempotencyStore::new()));
+    if cached {
+        idempotency.with_cache(std::num::NonZeroUsize::MIN)
+    } else {
+        idempotency
+    }
+}
+
 #[tokio::test]
 async fn copies_of_one_event_in_one_batch_take_turns_and_the_later_is_a_duplicate() {
     // GIVEN one event delivered twice in one batch (SNS and a relay both deliver at least
     // once), a handler slow enough that the copies would overlap, with and without the cache
     for cached in [false, true] {
-        let mut idempotency = Idempotency::new(Arc::new(InMemoryIdempotencyStore::new()));
-        if cached {
-            idempotency = idempotency.with_cache(std::num::NonZeroUsize::MIN);
-        }
         let consumer = Consumer::new("notification", Counters::default())
             .on(slow_charge)
-            .with_idempotency(idempotency);
+            .with_idempotency(in_memory_idempotency(cached));
         let body = order("ord-1", "c").encode().unwrap();
         let other = order("ord-2", "c").encode().unwrap();
         // WHEN the batch runs its records concurrently
@@ -946,13 +952,9 @@ async fn copies_of_one_event_in_one_batch_take_turns_and_the_later_is_a_duplicat
 #[tokio::test]
 async fn copies_of_one_event_in_one_batch_commit_once_and_the_cache_spares_the_rerun() {
     for cached in [false, true] {
-        let mut idempotency = Idempotency::new(Arc::new(InMemoryIdempotencyStore::new()));
-        if cached {
-            idempotency = idempotency.with_cache(std::num::NonZeroUsize::MIN);
-        }
         let consumer = Consumer::new("orders", Versioned::default())
             .on_transactional(bump_version)
-            .with_idempotency(idempotency);
+            .with_idempotency(in_memory_idempotency(cached));
         let body = order("ord-1", "c").encode().unwrap();
         let outcome = consumer
             .process(
