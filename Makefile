@@ -23,6 +23,12 @@ CARGO ?= cargo
 # Tools in the venv (moto, aws) come first on PATH for the scripts and tests.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
+# CI builds once from a clean clone: incremental compilation's caches would only take disk
+# (gigabytes on this workspace), never time.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
+
 .PHONY: help venv build lint lint-infra test test-localstack unit bench chaos chaos-run run up deploy deploy-guided deploy-localstack clean
 
 help: ## List the targets
