@@ -37,6 +37,8 @@ pub enum RecordError {
         retryable: bool,
         /// How soon the first retry may succeed, if sooner than the backoff.
         first_retry_after: Option<std::time::Duration>,
+        /// It waits for another message to be processed first.
+        waits_for_cause: bool,
     },
     /// Processing the record panicked (decoding, idempotency, the handler or publishing).
     #[error("processing panicked: {0}")]
@@ -85,6 +87,19 @@ impl RecordError {
             | RecordError::Unhandled(_)
             | RecordError::SnsControlMessage { .. }
             | RecordError::Misconfigured(_) => false,
+        }
+    }
+
+    /// Whether the record waits for something another message or invocation is about to do
+    /// (its cause's event, another invocation's hold on the same event), rather than for a
+    /// dependency to recover: a wait that may outlast the queue's receive budget.
+    pub fn waits_for_another_message(&self) -> bool {
+        match self {
+            RecordError::Handler {
+                waits_for_cause, ..
+            } => *waits_for_cause,
+            RecordError::InProgress { .. } => true,
+            _ => false,
         }
     }
 

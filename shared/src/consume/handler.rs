@@ -25,6 +25,7 @@ pub struct HandlerError {
     kind: &'static str,
     retryable: bool,
     first_retry_after: Option<std::time::Duration>,
+    waits_for_cause: bool,
     source: BoxError,
 }
 
@@ -35,6 +36,7 @@ impl HandlerError {
             kind: "HandlerPermanent",
             retryable: false,
             first_retry_after: None,
+            waits_for_cause: false,
             source: err.into(),
         }
     }
@@ -45,6 +47,7 @@ impl HandlerError {
             kind: "HandlerTransient",
             retryable: true,
             first_retry_after: None,
+            waits_for_cause: false,
             source: err.into(),
         }
     }
@@ -60,6 +63,19 @@ impl HandlerError {
     pub fn with_first_retry_after(mut self, delay: std::time::Duration) -> Self {
         self.first_retry_after = Some(delay);
         self
+    }
+
+    /// Says the message waits for another one to be processed first (see
+    /// [`Classify::waits_for_cause`]); implies a transient failure.
+    pub fn waiting_for_cause(mut self) -> Self {
+        self.waits_for_cause = true;
+        self.retryable = true;
+        self
+    }
+
+    /// Whether the message waits for another one to be processed first.
+    pub fn waits_for_cause(&self) -> bool {
+        self.waits_for_cause
     }
 
     /// Whether the message should come back later (true) or go to the DLQ now (false).
@@ -90,6 +106,7 @@ impl<E: Classify> From<E> for HandlerError {
             kind: err.kind(),
             retryable: err.is_retryable(),
             first_retry_after: err.first_retry_after(),
+            waits_for_cause: err.is_retryable() && err.waits_for_cause(),
             source: Box::new(err),
         }
     }
@@ -113,6 +130,18 @@ pub struct RecordMeta {
     /// `AWSTraceHeader`: the X-Ray trace the message was sent in (SNS and SQS pass it on when
     /// the publisher's request carried one).
     pub trace_header: Option<String>,
+    /// For a message the consumer sent back to its queue to wait for its cause: when the
+    /// first copy entered the queue (the wait started).
+    pub waiting_since: Option<DateTime<Utc>>,
+    /// For such a message: how often earlier copies were received.
+    pub earlier_receives: u32,
+}
+
+impl RecordMeta {
+    /// Deliveries of this event so far, earlier copies included: what the backoff counts.
+    pub fn receives(&self) -> u32 {
+        self.earlier_receives.saturating_add(self.receive_count)
+    }
 }
 
 /// One event as a handler sees it: the typed payload, its envelope, and its SQS record.

@@ -160,6 +160,11 @@ pub struct ConsumerOptions {
     pub fail_when_all_fail: bool,
     /// Delay before a transiently failed record is retried.
     pub visibility_backoff: VisibilityBackoff,
+    /// How long in all a record waiting for another message (its cause; see
+    /// [`Classify::waits_for_cause`](crate::Classify::waits_for_cause)) may wait: past the
+    /// queue's receive budget it is sent back to the queue as a copy, until this much time has
+    /// passed since it first arrived; then it goes to the DLQ with its reason.
+    pub max_wait_for_cause: Duration,
     /// Records not started this close to the deadline are returned unprocessed, so a slow
     /// batch ends with a partial response instead of a timeout that retries everything.
     pub deadline_margin: Duration,
@@ -172,6 +177,10 @@ impl Default for ConsumerOptions {
             strict: false,
             fail_when_all_fail: true,
             visibility_backoff: VisibilityBackoff::default(),
+            // An hour: far longer than the cause's own retries can delay it (its queue's
+            // backoff reaches the DLQ after 5–10 minutes), short enough that an event whose
+            // cause is in a DLQ waits for the operator there, with its reason.
+            max_wait_for_cause: Duration::from_secs(60 * 60),
             deadline_margin: Duration::from_millis(500),
         }
     }

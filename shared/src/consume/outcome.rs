@@ -22,13 +22,16 @@ pub enum RecordOutcome {
     /// Reported failed: it comes back after its visibility timeout (or goes to the DLQ by the
     /// redrive policy).
     Failed(RecordError),
+    /// Failed at the queue's last receive while waiting for another message: a copy was sent
+    /// back to the queue to wait on, and the original acknowledged.
+    SentBack(RecordError),
     /// Not run: an earlier message of its FIFO group failed, or the deadline was too close.
     NotAttempted(&'static str),
 }
 
 impl RecordOutcome {
     /// A short name of how the record ended, as logged (`handled`, `duplicate`, `ignored`,
-    /// `dead_lettered`, `failed`, `not_attempted`).
+    /// `dead_lettered`, `failed`, `sent_back`, `not_attempted`).
     pub fn label(&self) -> &'static str {
         match self {
             RecordOutcome::Handled => "handled",
@@ -36,6 +39,7 @@ impl RecordOutcome {
             RecordOutcome::Ignored(_) => "ignored",
             RecordOutcome::DeadLettered(_) => "dead_lettered",
             RecordOutcome::Failed(_) => "failed",
+            RecordOutcome::SentBack(_) => "sent_back",
             RecordOutcome::NotAttempted(_) => "not_attempted",
         }
     }
@@ -43,7 +47,9 @@ impl RecordOutcome {
     /// The error's kind (the DLQ's `errorKind`), if the record failed.
     pub fn error_kind(&self) -> Option<&'static str> {
         match self {
-            RecordOutcome::DeadLettered(err) | RecordOutcome::Failed(err) => Some(err.kind()),
+            RecordOutcome::DeadLettered(err)
+            | RecordOutcome::Failed(err)
+            | RecordOutcome::SentBack(err) => Some(err.kind()),
             _ => None,
         }
     }

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use chrono::{DateTime, Utc};
 
 use super::{RecordError, RecordMeta};
 use crate::event::Event;
@@ -50,7 +51,9 @@ impl EventSink for Publisher {
     }
 }
 
-/// Where a record that failed for good is set aside, and how a retry is delayed.
+/// The record's queue as the consumer uses it beyond acknowledging: where a record that failed
+/// for good is set aside, how a retry is delayed, how many receives the queue allows, and
+/// how a record that must wait longer than that is sent back to it.
 #[async_trait::async_trait]
 pub trait DeadLetterSink: Send + Sync {
     /// Sets `record` aside, unchanged, with why it failed; an `Err` says the hand-off did not
@@ -65,4 +68,24 @@ pub trait DeadLetterSink: Send + Sync {
 
     /// Keeps a transiently failed record away for `delay` before its next attempt (best effort).
     async fn delay_retry(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration);
+
+    /// The receives the record's queue allows before its redrive policy moves the record to
+    /// the DLQ (`maxReceiveCount`), if known. A record that fails at that receive is not left
+    /// to the redrive policy, which would set it aside without a reason.
+    async fn max_receive_count(&self, _meta: &RecordMeta) -> Option<u32> {
+        None
+    }
+
+    /// Sends a copy of `record` back to its own queue, to be received after `delay`, marked as
+    /// waiting since `waiting_since` (the consumer acknowledges the original once this returns
+    /// `Ok`). An `Err` says no copy was sent.
+    async fn send_back(
+        &self,
+        _record: &SqsMessage,
+        _meta: &RecordMeta,
+        _delay: Duration,
+        _waiting_since: DateTime<Utc>,
+    ) -> Result<(), String> {
+        Err("this dead-letter sink cannot send a record back to its queue".to_owned())
+    }
 }

@@ -184,6 +184,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 message: crate::aws::error_chain(err.source_error()),
                 retryable: err.is_retryable(),
                 first_retry_after: err.first_retry_after(),
+                waits_for_cause: err.waits_for_cause(),
             }),
             Err(panic) => Err(RecordError::Panic(panic_message(&*panic))),
         }

@@ -1,6 +1,8 @@
 //! The outcome policy: what a record's result means for SQS. Success is acknowledged; a
 //! permanent failure is set aside in the dead-letter sink and acknowledged (a poison message
-//! costs one attempt); a transient one is reported failed and delayed with backoff.
+//! costs one attempt); a transient one is reported failed and delayed with backoff, and at the
+//! queue's last receive sent back to wait longer (waiting for its cause) or set aside with its
+//! reason.
 
 use std::time::Duration;
 
@@ -29,14 +31,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             Ok(Processed::Handled) => RecordOutcome::Handled,
             Ok(Processed::Duplicate) => RecordOutcome::Duplicate,
             Ok(Processed::Ignored(event_type)) => RecordOutcome::Ignored(event_type),
-            Err(err) if err.is_retryable() => {
-                let delay = self.retry_delay(&err, meta.receive_count);
-                warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
-                if let Some(dead_letters) = &self.dead_letters {
-                    dead_letters.delay_retry(record, meta, delay).await;
-                }
-                RecordOutcome::Failed(err)
-            }
+            Err(err) if err.is_retryable() => self.retry(record, meta, err).await,
             Err(err) => {
                 let Some(dead_letters) = &self.dead_letters else {
                     error!(error = %err, kind = err.kind(), "permanent failure and no dead-letter sink; reporting it failed");
@@ -55,6 +50,71 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                         RecordOutcome::Failed(err)
                     }
                 }
+            }
+        }
+    }
+
+    /// A transient failure: back later with backoff, while the queue's receive budget lasts.
+    ///
+    /// At the last receive the redrive policy would move the record to the DLQ at its next
+    /// receive, without a reason, and after a delay that can no longer help. So the consumer
+    /// settles it itself: a record waiting for another message (its cause, another
+    /// invocation's hold) is sent back to its queue as a copy that waits on, up to
+    /// [`ConsumerOptions::max_wait_for_cause`](super::ConsumerOptions::max_wait_for_cause);
+    /// anything else, or a wait past that limit, goes to the DLQ now with its reason. If that
+    /// hand-off fails, the record is reported failed and the redrive policy still has it.
+    async fn retry(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        err: RecordError,
+    ) -> RecordOutcome {
+        let delay = self.retry_delay(&err, meta.receives());
+        let Some(dead_letters) = &self.dead_letters else {
+            warn!(error = %err, kind = err.kind(), "record failed; will retry");
+            return RecordOutcome::Failed(err);
+        };
+        let last_receive = dead_letters
+            .max_receive_count(meta)
+            .await
+            .is_some_and(|max| meta.receive_count >= max);
+        if !last_receive {
+            warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
+            dead_letters.delay_retry(record, meta, delay).await;
+            return RecordOutcome::Failed(err);
+        }
+        let now = Utc::now();
+        let waiting_since = meta.waiting_since.or(meta.sent_at).unwrap_or(now);
+        let waited = (now - waiting_since).to_std().unwrap_or_default();
+        let may_wait_on = err.waits_for_another_message()
+            // A FIFO group keeps its order: a copy would jump behind later messages.
+            && meta.group_id.is_none()
+            && waited + delay <= self.options.max_wait_for_cause;
+        if may_wait_on {
+            match dead_letters
+                .send_back(record, meta, delay, waiting_since)
+                .await
+            {
+                Ok(()) => {
+                    warn!(error = %err, kind = err.kind(), waited_s = waited.as_secs(), retry_in_s = delay.as_secs(), "record failed at its last receive and waits for another message; sent back to its queue");
+                    return RecordOutcome::SentBack(err);
+                }
+                Err(send_error) => {
+                    error!(error = %err, kind = err.kind(), %send_error, "record failed at its last receive and could not be sent back to its queue; sending it to the DLQ");
+                }
+            }
+        }
+        match dead_letters
+            .dead_letter(record, meta, &self.name, &err)
+            .await
+        {
+            Ok(()) => {
+                error!(error = %err, kind = err.kind(), receive_count = meta.receive_count, waited_s = waited.as_secs(), "record failed at its last receive; sent to the DLQ");
+                RecordOutcome::DeadLettered(err)
+            }
+            Err(dlq_error) => {
+                error!(error = %err, kind = err.kind(), %dlq_error, "record failed at its last receive, and the DLQ send failed; the redrive policy will move it");
+                RecordOutcome::Failed(err)
             }
         }
     }

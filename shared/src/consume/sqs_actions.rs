@@ -1,13 +1,16 @@
-//! What the consumer asks of SQS itself: send a poison message to the DLQ, delay a retry.
+//! What the consumer asks of SQS itself: send a poison message to the DLQ, delay a retry, read
+//! the queue's receive budget, send a record that must wait longer back to its queue.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsMessage;
+use aws_lambda_events::event::sqs::{SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use chrono::{DateTime, Utc};
 use tracing::warn;
 
+use super::meta::{EARLIER_RECEIVES, WAITING_SINCE};
 use super::{RecordError, RecordMeta};
 
 /// An SQS client plus the queue URLs looked up so far (once per execution environment).
@@ -17,7 +20,32 @@ pub(crate) struct SqsActions {
     /// An explicit DLQ; otherwise the source queue's redrive policy names it.
     dead_letter_queue: Option<String>,
     urls: Mutex<HashMap<String, String>>,
-    dlq_urls: Mutex<HashMap<String, String>>,
+    /// Source queue ARN → its redrive policy.
+    redrives: Mutex<HashMap<String, Redrive>>,
+}
+
+/// A queue's redrive policy: where SQS moves a message, and after how many receives.
+#[derive(Clone, Debug, Default, Eq, PartialEq)]
+struct Redrive {
+    dead_letter_arn: Option<String>,
+    max_receive_count: Option<u32>,
+}
+
+impl Redrive {
+    /// Reads the policy's JSON; `maxReceiveCount` is a number on AWS and a string on some
+    /// emulators, so both are read.
+    fn parse(policy: &str) -> Result<Self, String> {
+        let policy: serde_json::Value = serde_json::from_str(policy)
+            .map_err(|err| format!("unreadable redrive policy: {err}"))?;
+        let count = &policy["maxReceiveCount"];
+        Ok(Redrive {
+            dead_letter_arn: policy["deadLetterTargetArn"].as_str().map(str::to_owned),
+            max_receive_count: count
+                .as_u64()
+                .or_else(|| count.as_str().and_then(|n| n.parse().ok()))
+                .and_then(|n| u32::try_from(n).ok()),
+        })
+    }
 }
 
 impl SqsActions {
@@ -26,7 +54,7 @@ impl SqsActions {
             client,
             dead_letter_queue,
             urls: Mutex::default(),
-            dlq_urls: Mutex::default(),
+            redrives: Mutex::default(),
         }
     }
 
@@ -57,20 +85,16 @@ impl SqsActions {
         Ok(url)
     }
 
-    /// The DLQ of the queue `source_arn`: the configured one, else its redrive policy's target.
-    async fn dead_letter_url(&self, source_arn: Option<&str>) -> Result<String, String> {
-        if let Some(url) = &self.dead_letter_queue {
-            return Ok(url.clone());
-        }
-        let source_arn =
-            source_arn.ok_or("the record names no source queue, and no DLQ is configured")?;
-        if let Some(url) = self
-            .dlq_urls
+    /// What the redrive policy of the queue `source_arn` says, read once per execution
+    /// environment (a failed read is not remembered: the next record asks again).
+    async fn redrive(&self, source_arn: &str) -> Result<Redrive, String> {
+        if let Some(redrive) = self
+            .redrives
             .lock()
             .ok()
-            .and_then(|u| u.get(source_arn).cloned())
+            .and_then(|r| r.get(source_arn).cloned())
         {
-            return Ok(url);
+            return Ok(redrive);
         }
         let source_url = self.queue_url(source_arn).await?;
         let out = self
@@ -86,22 +110,34 @@ impl SqsActions {
                     crate::aws::error_chain(&err)
                 )
             })?;
-        let policy = out
+        let redrive = match out
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        {
+            Some(policy) => Redrive::parse(policy)?,
+            None => Redrive::default(),
+        };
+        if let Ok(mut redrives) = self.redrives.lock() {
+            redrives.insert(source_arn.to_owned(), redrive.clone());
+        }
+        Ok(redrive)
+    }
+
+    /// The DLQ of the queue `source_arn`: the configured one, else its redrive policy's target.
+    async fn dead_letter_url(&self, source_arn: Option<&str>) -> Result<String, String> {
+        if let Some(url) = &self.dead_letter_queue {
+            return Ok(url.clone());
+        }
+        let source_arn =
+            source_arn.ok_or("the record names no source queue, and no DLQ is configured")?;
+        let dlq_arn = self
+            .redrive(source_arn)
+            .await?
+            .dead_letter_arn
             .ok_or_else(|| {
                 format!("queue {source_arn} has no redrive policy and no DLQ is configured")
             })?;
-        let policy: serde_json::Value = serde_json::from_str(policy)
-            .map_err(|err| format!("unreadable redrive policy: {err}"))?;
-        let dlq_arn = policy["deadLetterTargetArn"]
-            .as_str()
-            .ok_or("redrive policy without deadLetterTargetArn")?;
-        let url = self.queue_url(dlq_arn).await?;
-        if let Ok(mut urls) = self.dlq_urls.lock() {
-            urls.insert(source_arn.to_owned(), url.clone());
-        }
-        Ok(url)
+        self.queue_url(&dlq_arn).await
     }
 
     /// Sends the record, unchanged, to the DLQ with attributes saying why it failed.
@@ -165,6 +201,59 @@ impl SqsActions {
         Ok(())
     }
 
+    /// Sends a copy of the record to its own queue, delayed, with its message attributes and
+    /// the two that say how long it has waited and how often it was received.
+    async fn send_copy_back(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        delay: Duration,
+        waiting_since: DateTime<Utc>,
+    ) -> Result<(), String> {
+        let arn = meta
+            .queue_arn
+            .as_deref()
+            .ok_or("the record names no source queue")?;
+        let url = self.queue_url(arn).await?;
+        let number = |value: String| {
+            MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(value)
+                .build()
+                .map_err(|err| err.to_string())
+        };
+        let mut attributes = HashMap::new();
+        for (name, value) in &record.message_attributes {
+            if name != WAITING_SINCE && name != EARLIER_RECEIVES {
+                attributes.insert(name.clone(), copy_attribute(name, value)?);
+            }
+        }
+        attributes.insert(
+            WAITING_SINCE.to_owned(),
+            number(waiting_since.timestamp_millis().to_string())?,
+        );
+        attributes.insert(
+            EARLIER_RECEIVES.to_owned(),
+            number(meta.receives().to_string())?,
+        );
+        if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
+            return Err(format!(
+                "the copy would carry {} message attributes; SQS allows {MAX_MESSAGE_ATTRIBUTES}",
+                attributes.len()
+            ));
+        }
+        self.client
+            .send_message()
+            .queue_url(&url)
+            .message_body(record.body.clone().unwrap_or_default())
+            .set_message_attributes(Some(attributes))
+            .delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS) as i32)
+            .send()
+            .await
+            .map_err(|err| format!("SendMessage to {url}: {}", crate::aws::error_chain(&err)))?;
+        Ok(())
+    }
+
     /// Keeps a failed record invisible for `delay` before its next attempt. Best effort: if it
     /// fails, the queue's own visibility timeout applies.
     async fn change_visibility(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
@@ -208,4 +297,52 @@ impl super::DeadLetterSink for SqsActions {
     async fn delay_retry(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
         self.change_visibility(record, meta, delay).await;
     }
+
+    async fn max_receive_count(&self, meta: &RecordMeta) -> Option<u32> {
+        let arn = meta.queue_arn.as_deref()?;
+        match self.redrive(arn).await {
+            Ok(redrive) => redrive.max_receive_count,
+            Err(err) => {
+                warn!(queue = arn, error = %err, "could not read the queue's redrive policy; its receive budget is unknown");
+                None
+            }
+        }
+    }
+
+    async fn send_back(
+        &self,
+        record: &SqsMessage,
+        meta: &RecordMeta,
+        delay: Duration,
+        waiting_since: DateTime<Utc>,
+    ) -> Result<(), String> {
+        self.send_copy_back(record, meta, delay, waiting_since)
+            .await
+    }
+}
+
+/// SQS's most message attributes on one message.
+const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// SQS's longest `DelaySeconds`.
+const MAX_DELAY_SECONDS: u64 = 900;
+
+/// A message attribute of the received record, as SendMessage takes it.
+fn copy_attribute(
+    name: &str,
+    value: &SqsMessageAttribute,
+) -> Result<MessageAttributeValue, String> {
+    let mut copy = MessageAttributeValue::builder().data_type(
+        value
+            .data_type
+            .clone()
+            .unwrap_or_else(|| "String".to_owned()),
+    );
+    if let Some(text) = &value.string_value {
+        copy = copy.string_value(text.clone());
+    }
+    if let Some(bytes) = &value.binary_value {
+        copy = copy.binary_value(aws_sdk_sqs::primitives::Blob::new(bytes.0.clone()));
+    }
+    copy.build()
+        .map_err(|err| format!("message attribute {name}: {err}"))
 }

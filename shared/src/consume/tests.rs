@@ -896,6 +896,190 @@ async fn a_cause_about_to_arrive_is_retried_soon_once_then_with_the_backoff() {
     assert!(delays["third"] >= backoff.floor(3), "{delays:?}");
 }
 
+/// Waits for its order's `OrderPlaced` for customer `waits`, fails transiently for `flaky`.
+async fn waits_or_flaky(
+    message: Message<OrderPlaced>,
+    _: Arc<Counters>,
+) -> Result<Outcome, HandlerError> {
+    match message.data.customer_id.as_str() {
+        "waits" => Err(HandlerError::transient("the order is not known yet")
+            .with_kind("OrderNotYetKnown")
+            .waiting_for_cause()),
+        _ => Err(HandlerError::transient("gateway timed out")),
+    }
+}
+
+/// A record at its `receives`-th delivery, first sent `sent_ago` ago.
+fn delivered(
+    id: &str,
+    body: &str,
+    queue: &str,
+    receives: u32,
+    sent_ago: Duration,
+) -> serde_json::Value {
+    let sent = chrono::Utc::now() - sent_ago;
+    let group = (queue == FIFO_QUEUE).then_some("ord-1");
+    let mut record = record(id, body, queue, group);
+    record["attributes"]["ApproximateReceiveCount"] = json!(receives.to_string());
+    record["attributes"]["SentTimestamp"] = json!(sent.timestamp_millis().to_string());
+    record
+}
+
+fn waiting_consumer(dead_letters: Arc<crate::testing::RecordingDeadLetters>) -> Consumer<Counters> {
+    Consumer::new("orders", Counters::default())
+        .on(waits_or_flaky)
+        .emits_no_events()
+        .with_dead_letter_sink(dead_letters)
+}
+
+#[tokio::test]
+async fn at_the_last_receive_a_record_waiting_for_its_cause_is_sent_back_and_any_other_set_aside_with_its_reason()
+ {
+    let dead_letters =
+        Arc::new(crate::testing::RecordingDeadLetters::new().with_max_receive_count(5));
+    let consumer = waiting_consumer(dead_letters.clone());
+    let waits = order("ord-1", "waits").encode().unwrap();
+    let flaky = order("ord-2", "flaky").encode().unwrap();
+    let minutes = |m: u64| Duration::from_secs(60 * m);
+    let outcome = consumer
+        .process(
+            &batch(vec![
+                delivered("early", &waits, QUEUE, 4, minutes(3)),
+                delivered("last", &waits, QUEUE, 5, minutes(10)),
+                delivered("too-long", &waits, QUEUE, 5, minutes(61)),
+                delivered("flaky", &flaky, QUEUE, 5, minutes(10)),
+            ]),
+            &Invocation::default(),
+        )
+        .await;
+    // A FIFO group keeps its order: no copy behind later messages.
+    let fifo = consumer
+        .process(
+            &batch(vec![delivered("fifo", &waits, FIFO_QUEUE, 5, minutes(10))]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&fifo), ["DeadLettered"]);
+
+    // Before the last receive: the usual retry. At it: the waiting record goes back to its
+    // queue, the rest to the DLQ with their reasons, and only the first is left to SQS.
+    assert_eq!(
+        outcome_kinds(&outcome),
+        ["Failed", "SentBack", "DeadLettered", "DeadLettered"]
+    );
+    let failed: Vec<_> = outcome
+        .response()
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, ["early"]);
+    assert_eq!(
+        dead_letters
+            .delays()
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        ["early"]
+    );
+
+    let sent_back = dead_letters.sent_back();
+    assert_eq!(sent_back.len(), 1, "{sent_back:?}");
+    assert_eq!(sent_back[0].message_id, "last");
+    assert_eq!(sent_back[0].receives, 5);
+    let waited = chrono::Utc::now() - sent_back[0].waiting_since;
+    assert!(
+        (9..=10).contains(&waited.num_minutes()),
+        "the wait started when the record was first sent: {waited:?}"
+    );
+    let backoff = VisibilityBackoff::default();
+    assert!(
+        sent_back[0].delay >= backoff.floor(5) && sent_back[0].delay <= backoff.ceiling(5),
+        "{sent_back:?}"
+    );
+
+    let letters: Vec<(String, String)> = dead_letters
+        .letters()
+        .into_iter()
+        .map(|l| (l.message_id, l.error_kind))
+        .collect();
+    assert_eq!(
+        letters,
+        [
+            ("too-long".to_owned(), "OrderNotYetKnown".to_owned()),
+            ("flaky".to_owned(), "HandlerTransient".to_owned()),
+            ("fifo".to_owned(), "OrderNotYetKnown".to_owned()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_copy_sent_back_keeps_its_wait_and_its_backoff_goes_on_from_its_earlier_receives() {
+    let dead_letters =
+        Arc::new(crate::testing::RecordingDeadLetters::new().with_max_receive_count(5));
+    let consumer = waiting_consumer(dead_letters.clone());
+    let waits = order("ord-1", "waits").encode().unwrap();
+    let since = chrono::Utc::now() - chrono::Duration::minutes(20);
+    let copy = |id: &str, receives: u32| {
+        let mut copy = delivered(id, &waits, QUEUE, receives, Duration::from_secs(30));
+        copy["messageAttributes"] = json!({
+            "orderflowWaitingSince": {"stringValue": since.timestamp_millis().to_string(), "dataType": "Number"},
+            "orderflowEarlierReceives": {"stringValue": "5", "dataType": "Number"},
+        });
+        copy
+    };
+    let outcome = consumer
+        .process(
+            &batch(vec![copy("copy-1", 1), copy("copy-5", 5)]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&outcome), ["Failed", "SentBack"]);
+    // Its 6th delivery in all: the backoff for 6, not a first retry.
+    let backoff = VisibilityBackoff::default();
+    let delays = dead_letters.delays();
+    assert!(delays[0].1 >= backoff.floor(6), "{delays:?}");
+    let sent_back = dead_letters.sent_back();
+    assert_eq!(sent_back[0].receives, 10);
+    assert_eq!(
+        sent_back[0].waiting_since.timestamp_millis(),
+        since.timestamp_millis(),
+        "the wait is counted from the first copy"
+    );
+
+    // Past the limit, the next copy goes to the DLQ with its reason.
+    let impatient = waiting_consumer(dead_letters.clone()).with_options(ConsumerOptions {
+        max_wait_for_cause: Duration::from_secs(15 * 60),
+        ..ConsumerOptions::default()
+    });
+    let outcome = impatient
+        .process(&batch(vec![copy("copy-5b", 5)]), &Invocation::default())
+        .await;
+    assert_eq!(outcome_kinds(&outcome), ["DeadLettered"]);
+    assert_eq!(dead_letters.sent_back().len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_known_receive_budget_a_waiting_record_is_left_to_the_redrive_policy() {
+    let dead_letters = Arc::new(crate::testing::RecordingDeadLetters::new());
+    let consumer = waiting_consumer(dead_letters.clone());
+    let waits = order("ord-1", "waits").encode().unwrap();
+    let outcome = consumer
+        .process(
+            &batch(vec![delivered(
+                "r",
+                &waits,
+                QUEUE,
+                50,
+                Duration::from_secs(60),
+            )]),
+            &Invocation::default(),
+        )
+        .await;
+    assert_eq!(outcome_kinds(&outcome), ["Failed"]);
+    assert!(dead_letters.sent_back().is_empty() && dead_letters.letters().is_empty());
+}
+
 /// Takes its time, as a call to a payment gateway or a mail service does.
 async fn slow_charge(
     _: Message<OrderPlaced>,

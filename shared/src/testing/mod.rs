@@ -30,7 +30,7 @@ pub mod sqs_event;
 use std::sync::Arc;
 
 pub use logs::LogCapture;
-pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingMetrics, RecordingSink};
+pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingMetrics, RecordingSink, SentBack};
 
 use crate::consume::{Consumer, ConsumerConfigError, Invocation, RecordOutcome};
 use crate::event::{Event, EventError};

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
+use chrono::{DateTime, Utc};
 
 use crate::consume::{DeadLetterSink, EventSink, RecordError, RecordMeta, SinkError};
 use crate::event::Event;
@@ -51,11 +52,28 @@ pub struct DeadLetter {
     pub error_message: String,
 }
 
-/// A [`DeadLetterSink`] that keeps what it is given: dead letters and retry delays.
+/// A record a [`RecordingDeadLetters`] was asked to send back to its queue.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct SentBack {
+    /// The SQS message id of the original.
+    pub message_id: String,
+    /// The copy's delay.
+    pub delay: Duration,
+    /// When the wait started.
+    pub waiting_since: DateTime<Utc>,
+    /// The receives of the original and its earlier copies.
+    pub receives: u32,
+}
+
+/// A [`DeadLetterSink`] that keeps what it is given: dead letters, retry delays and records
+/// sent back, for a queue whose receive budget is set with
+/// [`RecordingDeadLetters::with_max_receive_count`].
 #[derive(Debug, Default)]
 pub struct RecordingDeadLetters {
     letters: Mutex<Vec<DeadLetter>>,
     delays: Mutex<Vec<(String, Duration)>>,
+    sent_back: Mutex<Vec<SentBack>>,
+    max_receive_count: Option<u32>,
 }
 
 impl RecordingDeadLetters {
@@ -72,6 +90,17 @@ impl RecordingDeadLetters {
     /// Every retry delay asked for so far: message id and delay.
     pub fn delays(&self) -> Vec<(String, Duration)> {
         self.delays.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Says the queue's redrive policy allows `max` receives.
+    pub fn with_max_receive_count(mut self, max: u32) -> Self {
+        self.max_receive_count = Some(max);
+        self
+    }
+
+    /// Every record sent back to its queue so far, in order.
+    pub fn sent_back(&self) -> Vec<SentBack> {
+        self.sent_back.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
@@ -99,6 +128,28 @@ impl DeadLetterSink for RecordingDeadLetters {
         if let Ok(mut delays) = self.delays.lock() {
             delays.push((meta.message_id.clone(), delay));
         }
+    }
+
+    async fn max_receive_count(&self, _meta: &RecordMeta) -> Option<u32> {
+        self.max_receive_count
+    }
+
+    async fn send_back(
+        &self,
+        _record: &SqsMessage,
+        meta: &RecordMeta,
+        delay: Duration,
+        waiting_since: DateTime<Utc>,
+    ) -> Result<(), String> {
+        if let Ok(mut sent_back) = self.sent_back.lock() {
+            sent_back.push(SentBack {
+                message_id: meta.message_id.clone(),
+                delay,
+                waiting_since,
+                receives: meta.receives(),
+            });
+        }
+        Ok(())
     }
 }
 

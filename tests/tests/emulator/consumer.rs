@@ -208,3 +208,139 @@ async fn a_failed_dlq_send_reports_the_record_failed_instead_of_losing_it() {
     );
     assert_eq!(outcome.response().batch_item_failures.len(), 1);
 }
+
+/// Waits for its order's `OrderPlaced` for customer `waits`; fails transiently otherwise.
+async fn waits_for_its_order(
+    message: Message<OrderPlaced>,
+    _: Arc<Charges>,
+) -> Result<Outcome, HandlerError> {
+    let error =
+        HandlerError::transient(format!("order {} is not known yet", message.data.order_id));
+    Err(match message.data.customer_id.as_str() {
+        "waits" => error.with_kind("OrderNotYetKnown").waiting_for_cause(),
+        _ => error,
+    })
+}
+
+#[tokio::test]
+async fn at_the_last_receive_a_waiting_record_goes_back_to_its_queue_and_others_to_the_dlq_with_a_reason()
+ {
+    let aws = emulator().await;
+    // GIVEN a queue whose redrive policy allows one receive: the first is the last
+    let (queue, dlq) = aws.queue_with_dlq("lastreceive", 1, 60).await;
+    let origin = aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value("partner-shop")
+        .build()
+        .unwrap();
+    let bodies: std::collections::HashMap<&str, String> = ["waits", "flaky"]
+        .into_iter()
+        .map(|customer| {
+            let body = order(&format!("ord-{customer}"), customer)
+                .encode()
+                .unwrap();
+            (customer, body)
+        })
+        .collect();
+    for body in bodies.values() {
+        aws.sqs
+            .send_message()
+            .queue_url(&queue.url)
+            .message_body(body)
+            .message_attributes("origin", origin.clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let (event, messages) = aws.sqs_event(&queue, 2).await;
+    let body_of = |customer: &str| bodies[customer].clone();
+    let id_of = |customer: &str| {
+        messages
+            .iter()
+            .find(|m| m.body() == Some(body_of(customer).as_str()))
+            .and_then(|m| m.message_id())
+            .unwrap()
+            .to_owned()
+    };
+    let sent_at = |message: &aws_sdk_sqs::types::Message| {
+        message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let waiting_sent_at = sent_at(
+        messages
+            .iter()
+            .find(|m| m.message_id() == Some(id_of("waits").as_str()))
+            .unwrap(),
+    );
+
+    // WHEN both fail (a 1 s backoff keeps the copy's delay short)
+    let options = ConsumerOptions {
+        visibility_backoff: VisibilityBackoff {
+            base: Duration::from_secs(1),
+            max: Duration::from_secs(2),
+        },
+        ..ConsumerOptions::default()
+    };
+    let consumer = Consumer::new("orders", Charges::default())
+        .on(waits_for_its_order)
+        .emits_no_events()
+        .with_sqs(aws.sqs.clone(), None)
+        .with_options(options.clone());
+    let outcome = consumer.process(&event, &Invocation::default()).await;
+    let response = outcome.response();
+    aws.acknowledge(&queue, &messages, &response).await;
+
+    // THEN neither is left to the redrive policy: the waiting one is sent back, the other
+    // dead-lettered with its reason, and both originals are acknowledged
+    assert!(response.batch_item_failures.is_empty(), "{outcome:?}");
+    assert!(matches!(
+        outcome.get(&id_of("waits")),
+        Some(RecordOutcome::SentBack(_))
+    ));
+    assert!(matches!(
+        outcome.get(&id_of("flaky")),
+        Some(RecordOutcome::DeadLettered(_))
+    ));
+    let dead = aws.receive_raw(&dlq, 1, DELIVERY_DEADLINE).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some(body_of("flaky").as_str()));
+    assert_eq!(attribute(&dead[0], "errorKind"), "HandlerTransient");
+    assert_eq!(attribute(&dead[0], "receiveCount"), "1");
+
+    // AND the copy comes back after its delay: same body, its attributes kept, and when its
+    // wait started
+    let copies = aws.receive_raw(&queue, 1, Duration::from_secs(20)).await;
+    assert_eq!(copies.len(), 1, "the copy came back to the queue");
+    let copy = &copies[0];
+    assert_eq!(copy.body(), Some(body_of("waits").as_str()));
+    assert_ne!(copy.message_id(), Some(id_of("waits").as_str()));
+    assert_eq!(attribute(copy, "origin"), "partner-shop");
+    assert_eq!(attribute(copy, "orderflowEarlierReceives"), "1");
+    assert_eq!(attribute(copy, "orderflowWaitingSince"), waiting_sent_at);
+
+    // AND once the wait is over the limit, the copy goes to the DLQ with its reason
+    let event = orderflow::testing::sqs_event::from_received(&copies, &queue.arn, "us-east-1")
+        .expect("SqsEvent");
+    let impatient = Consumer::new("orders", Charges::default())
+        .on(waits_for_its_order)
+        .emits_no_events()
+        .with_sqs(aws.sqs.clone(), None)
+        .with_options(ConsumerOptions {
+            max_wait_for_cause: Duration::ZERO,
+            ..options
+        });
+    let outcome = impatient.process(&event, &Invocation::default()).await;
+    aws.acknowledge(&queue, &copies, &outcome.response()).await;
+    assert!(matches!(
+        outcome.get(copy.message_id().unwrap()),
+        Some(RecordOutcome::DeadLettered(_))
+    ));
+    let dead = aws.receive_raw(&dlq, 1, DELIVERY_DEADLINE).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body(), Some(body_of("waits").as_str()));
+    assert_eq!(attribute(&dead[0], "errorKind"), "OrderNotYetKnown");
+    assert_eq!(aws.queue_depth(&queue).await, 0, "nothing left behind");
+}

@@ -65,7 +65,7 @@ pub struct InvocationMetrics {
     pub received: usize,
     /// Handled, duplicates and ignored.
     pub succeeded: usize,
-    /// Returned for another delivery: failed or not attempted.
+    /// Returned for another delivery: failed, not attempted, or sent back to the queue to wait.
     pub failed: usize,
     /// Of `succeeded`, without a handler for their event type.
     pub ignored: usize,
@@ -103,7 +103,9 @@ impl InvocationMetrics {
                 RecordOutcome::DeadLettered(err) => {
                     *metrics.dead_lettered.entry(err.kind()).or_default() += 1;
                 }
-                RecordOutcome::Failed(_) | RecordOutcome::NotAttempted(_) => metrics.failed += 1,
+                RecordOutcome::Failed(_)
+                | RecordOutcome::SentBack(_)
+                | RecordOutcome::NotAttempted(_) => metrics.failed += 1,
             }
             // A batch built without stats (`BatchOutcome` has public fields) still counts.
             let Some(stats) = batch.stats.get(i) else {
