@@ -10,7 +10,8 @@ pub enum NotificationError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     /// A confirmation or cancellation arrived before the order's `OrderPlaced` (standard
-    /// queues keep no order): it waits and comes back; the redrive policy ends the wait.
+    /// queues keep no order): it waits and comes back, past the queue's receive budget if need
+    /// be (`ConsumerOptions::max_wait_for_cause`).
     #[error("no contact for order {0} yet: its OrderPlaced has not arrived")]
     ContactNotYetKnown(String),
 }
@@ -28,5 +29,10 @@ impl Classify for NotificationError {
             NotificationError::Aws(err) => err.kind(),
             NotificationError::ContactNotYetKnown(_) => "ContactNotYetKnown",
         }
+    }
+
+    /// It waits for the order's `OrderPlaced` (see the orders service's `NotYetKnown`).
+    fn waits_for_cause(&self) -> bool {
+        matches!(self, NotificationError::ContactNotYetKnown(_))
     }
 }

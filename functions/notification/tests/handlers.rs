@@ -56,6 +56,10 @@ async fn a_cancellation_before_its_order_waits_for_it_and_is_never_dead_lettered
         panic!("a cancellation before its order must come back: {early:?}")
     };
     assert_eq!(error.kind(), "ContactNotYetKnown");
+    assert!(
+        error.waits_for_another_message(),
+        "it waits for its cause past the queue's receive budget"
+    );
     assert!(book.sent().is_empty());
 
     consumer.deliver(&placed).await.unwrap();

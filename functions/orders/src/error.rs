@@ -49,4 +49,10 @@ impl Classify for OrdersError {
     fn first_retry_after(&self) -> Option<std::time::Duration> {
         matches!(self, OrdersError::NotYetKnown(_)).then_some(std::time::Duration::from_secs(2))
     }
+
+    /// It waits for its `OrderPlaced`, which crashes or throttling can hold back for longer
+    /// than this queue's receive budget: the consumer keeps it waiting past that budget.
+    fn waits_for_cause(&self) -> bool {
+        matches!(self, OrdersError::NotYetKnown(_))
+    }
 }

@@ -110,6 +110,10 @@ async fn an_order_placed_elsewhere_is_recorded_once_and_a_saga_event_before_it_w
         panic!("a saga event before its order must come back: {early:?}")
     };
     assert_eq!(error.kind(), "OrderNotYetKnown");
+    assert!(
+        error.waits_for_another_message(),
+        "it waits for its cause past the queue's receive budget"
+    );
 
     deliver_all(&consumer, &[&placed, &placed, &paid]).await;
 
