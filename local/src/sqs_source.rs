@@ -99,7 +99,7 @@ async fn receive(sqs: &aws_sdk_sqs::Client, source: &SqsSource) -> Result<Vec<Me
                 .as_secs()
                 .min(20) as i32
         };
-        let out = sqs
+        let out = match sqs
             .receive_message()
             .queue_url(&source.queue_url)
             .max_number_of_messages(want.max(1))
@@ -108,7 +108,14 @@ async fn receive(sqs: &aws_sdk_sqs::Client, source: &SqsSource) -> Result<Vec<Me
             .message_attribute_names("All")
             .send()
             .await
-            .map_err(|e| orderflow::aws::error_chain(&e))?;
+        {
+            Ok(out) => out,
+            Err(err) if messages.is_empty() => return Err(orderflow::aws::error_chain(&err)),
+            // Messages already received are in flight with one receive spent: hand them over
+            // rather than let them wait out the visibility timeout for nothing (an extra
+            // receive towards maxReceiveCount without an invocation).
+            Err(_) => return Ok(messages),
+        };
         let got = out.messages().len();
         messages.extend(out.messages().iter().cloned());
         if messages.len() >= source.batch_size as usize

@@ -60,9 +60,10 @@ impl<S: Send + Sync + 'static> Consumer<S> {
     /// receive, without a reason, and after a delay that can no longer help. So the consumer
     /// settles it itself: a record waiting for another message (its cause, another
     /// invocation's hold) is sent back to its queue as a copy that waits on, up to
-    /// [`ConsumerOptions::max_wait_for_cause`](super::ConsumerOptions::max_wait_for_cause);
-    /// anything else, or a wait past that limit, goes to the DLQ now with its reason. If that
-    /// hand-off fails, the record is reported failed and the redrive policy still has it.
+    /// [`ConsumerOptions::max_wait_for_cause`](super::ConsumerOptions::max_wait_for_cause), one
+    /// receive before the last; anything else, or a wait past that limit, goes to the DLQ at
+    /// the last receive with its reason. If that hand-off fails, the record is reported failed
+    /// and the redrive policy still has it.
     async fn retry(
         &self,
         record: &SqsMessage,
@@ -74,21 +75,17 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             warn!(error = %err, kind = err.kind(), "record failed; will retry");
             return RecordOutcome::Failed(err);
         };
-        let last_receive = dead_letters
-            .max_receive_count(meta)
-            .await
-            .is_some_and(|max| meta.receive_count >= max);
-        if !last_receive {
-            warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
-            dead_letters.delay_retry(record, meta, delay).await;
-            return RecordOutcome::Failed(err);
-        }
+        let max_receive_count = dead_letters.max_receive_count(meta).await;
         let now = Utc::now();
         let waiting_since = meta.waiting_since.or(meta.sent_at).unwrap_or(now);
         let waited = (now - waiting_since).to_std().unwrap_or_default();
+        // A record waiting for another message leaves one receive early: a crash of its batch,
+        // or a receive lost on its way to the function, would otherwise spend the last one,
+        // and SQS would move it to the DLQ without a reason.
         let may_wait_on = err.waits_for_another_message()
             // A FIFO group keeps its order: a copy would jump behind later messages.
             && meta.group_id.is_none()
+            && max_receive_count.is_some_and(|max| meta.receive_count >= max.saturating_sub(1).max(1))
             && waited + delay <= self.options.max_wait_for_cause;
         if may_wait_on {
             match dead_letters
@@ -96,13 +93,19 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 .await
             {
                 Ok(()) => {
-                    warn!(error = %err, kind = err.kind(), waited_s = waited.as_secs(), retry_in_s = delay.as_secs(), "record failed at its last receive and waits for another message; sent back to its queue");
+                    warn!(error = %err, kind = err.kind(), waited_s = waited.as_secs(), retry_in_s = delay.as_secs(), "record failed near its last receive and waits for another message; sent back to its queue");
                     return RecordOutcome::SentBack(err);
                 }
                 Err(send_error) => {
-                    error!(error = %err, kind = err.kind(), %send_error, "record failed at its last receive and could not be sent back to its queue; sending it to the DLQ");
+                    error!(error = %err, kind = err.kind(), %send_error, "record failed near its last receive and could not be sent back to its queue");
                 }
             }
+        }
+        let last_receive = max_receive_count.is_some_and(|max| meta.receive_count >= max);
+        if !last_receive {
+            warn!(error = %err, kind = err.kind(), retry_in_s = delay.as_secs(), "record failed; will retry");
+            dead_letters.delay_retry(record, meta, delay).await;
+            return RecordOutcome::Failed(err);
         }
         match dead_letters
             .dead_letter(record, meta, &self.name, &err)

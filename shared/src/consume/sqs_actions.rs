@@ -346,3 +346,29 @@ fn copy_attribute(
     copy.build()
         .map_err(|err| format!("message attribute {name}: {err}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redrive_policy_is_read_with_its_count_as_a_number_or_a_string() {
+        let dlq = "arn:aws:sqs:us-east-1:123456789012:orders-dlq";
+        let aws = format!(r#"{{"deadLetterTargetArn":"{dlq}","maxReceiveCount":5}}"#);
+        let emulator = format!(r#"{{"deadLetterTargetArn":"{dlq}","maxReceiveCount":"5"}}"#);
+        for policy in [aws, emulator] {
+            assert_eq!(
+                Redrive::parse(&policy),
+                Ok(Redrive {
+                    dead_letter_arn: Some(dlq.to_owned()),
+                    max_receive_count: Some(5),
+                })
+            );
+        }
+        assert_eq!(
+            Redrive::parse(r#"{"deadLetterTargetArn":"x"}"#).map(|r| r.max_receive_count),
+            Ok(None)
+        );
+        assert!(Redrive::parse("not json").is_err());
+    }
+}
