@@ -35,7 +35,7 @@ pub async fn poll(
             return;
         }
         let batch = tokio::select! {
-            batch = receive(&sqs, &source) => batch,
+            batch = receive(&sqs, &source, &log) => batch,
             _ = stop.changed() => return,
         };
         // Stopped while the long poll was out: keep the batch and hand it to the function
@@ -86,7 +86,11 @@ async fn running(paused: &mut watch::Receiver<bool>, stop: &mut watch::Receiver<
 }
 
 /// Receives up to `BatchSize` messages, waiting up to the batching window for more.
-async fn receive(sqs: &aws_sdk_sqs::Client, source: &SqsSource) -> Result<Vec<Message>, String> {
+async fn receive(
+    sqs: &aws_sdk_sqs::Client,
+    source: &SqsSource,
+    log: &LogSink,
+) -> Result<Vec<Message>, String> {
     let mut messages = Vec::new();
     let window_end = Instant::now() + source.batching_window;
     loop {
@@ -114,7 +118,15 @@ async fn receive(sqs: &aws_sdk_sqs::Client, source: &SqsSource) -> Result<Vec<Me
             // Messages already received are in flight with one receive spent: hand them over
             // rather than let them wait out the visibility timeout for nothing (an extra
             // receive towards maxReceiveCount without an invocation).
-            Err(_) => return Ok(messages),
+            Err(err) => {
+                log.runner(&format!(
+                    "{}: ReceiveMessage failed: {}; handing over the {} messages already received",
+                    source.name,
+                    orderflow::aws::error_chain(&err),
+                    messages.len()
+                ));
+                return Ok(messages);
+            }
         };
         let got = out.messages().len();
         messages.extend(out.messages().iter().cloned());

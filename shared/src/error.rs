@@ -28,8 +28,8 @@ pub trait Classify: std::error::Error + Send + Sync + 'static {
     }
 
     /// Whether the work waits for another message to be processed first (its cause), not for
-    /// a dependency to recover. Such a wait may outlast the queue's receive budget: at the last
-    /// receive the consumer sends the message back to its queue to wait on, up to
+    /// a dependency to recover. Such a wait may outlast the queue's receive budget: one receive
+    /// before the last, the consumer sends the message back to its queue to wait on, up to
     /// [`ConsumerOptions::max_wait_for_cause`](crate::consume::ConsumerOptions::max_wait_for_cause),
     /// instead of leaving it to the redrive policy.
     fn waits_for_cause(&self) -> bool {

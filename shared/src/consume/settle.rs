@@ -1,8 +1,8 @@
 //! The outcome policy: what a record's result means for SQS. Success is acknowledged; a
 //! permanent failure is set aside in the dead-letter sink and acknowledged (a poison message
-//! costs one attempt); a transient one is reported failed and delayed with backoff, and at the
-//! queue's last receive sent back to wait longer (waiting for its cause) or set aside with its
-//! reason.
+//! costs one attempt); a transient one is reported failed and delayed with backoff. Near the
+//! queue's last receive, one waiting for its cause is sent back to wait longer, and at the last
+//! receive any other is set aside with its reason.
 
 use std::time::Duration;
 

@@ -201,59 +201,6 @@ impl SqsActions {
         Ok(())
     }
 
-    /// Sends a copy of the record to its own queue, delayed, with its message attributes and
-    /// the two that say how long it has waited and how often it was received.
-    async fn send_copy_back(
-        &self,
-        record: &SqsMessage,
-        meta: &RecordMeta,
-        delay: Duration,
-        waiting_since: DateTime<Utc>,
-    ) -> Result<(), String> {
-        let arn = meta
-            .queue_arn
-            .as_deref()
-            .ok_or("the record names no source queue")?;
-        let url = self.queue_url(arn).await?;
-        let number = |value: String| {
-            MessageAttributeValue::builder()
-                .data_type("Number")
-                .string_value(value)
-                .build()
-                .map_err(|err| err.to_string())
-        };
-        let mut attributes = HashMap::new();
-        for (name, value) in &record.message_attributes {
-            if name != WAITING_SINCE && name != EARLIER_RECEIVES {
-                attributes.insert(name.clone(), copy_attribute(name, value)?);
-            }
-        }
-        attributes.insert(
-            WAITING_SINCE.to_owned(),
-            number(waiting_since.timestamp_millis().to_string())?,
-        );
-        attributes.insert(
-            EARLIER_RECEIVES.to_owned(),
-            number(meta.receives().to_string())?,
-        );
-        if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
-            return Err(format!(
-                "the copy would carry {} message attributes; SQS allows {MAX_MESSAGE_ATTRIBUTES}",
-                attributes.len()
-            ));
-        }
-        self.client
-            .send_message()
-            .queue_url(&url)
-            .message_body(record.body.clone().unwrap_or_default())
-            .set_message_attributes(Some(attributes))
-            .delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS) as i32)
-            .send()
-            .await
-            .map_err(|err| format!("SendMessage to {url}: {}", crate::aws::error_chain(&err)))?;
-        Ok(())
-    }
-
     /// Keeps a failed record invisible for `delay` before its next attempt. Best effort: if it
     /// fails, the queue's own visibility timeout applies.
     async fn change_visibility(&self, record: &SqsMessage, meta: &RecordMeta, delay: Duration) {
@@ -309,6 +256,8 @@ impl super::DeadLetterSink for SqsActions {
         }
     }
 
+    /// The copy keeps the record's message attributes and adds the two that say how long it
+    /// has waited and how often it was received.
     async fn send_back(
         &self,
         record: &SqsMessage,
@@ -316,8 +265,48 @@ impl super::DeadLetterSink for SqsActions {
         delay: Duration,
         waiting_since: DateTime<Utc>,
     ) -> Result<(), String> {
-        self.send_copy_back(record, meta, delay, waiting_since)
+        let arn = meta
+            .queue_arn
+            .as_deref()
+            .ok_or("the record names no source queue")?;
+        let url = self.queue_url(arn).await?;
+        let number = |value: String| {
+            MessageAttributeValue::builder()
+                .data_type("Number")
+                .string_value(value)
+                .build()
+                .map_err(|err| err.to_string())
+        };
+        let mut attributes = HashMap::new();
+        for (name, value) in &record.message_attributes {
+            if name != WAITING_SINCE && name != EARLIER_RECEIVES {
+                attributes.insert(name.clone(), copy_attribute(name, value)?);
+            }
+        }
+        attributes.insert(
+            WAITING_SINCE.to_owned(),
+            number(waiting_since.timestamp_millis().to_string())?,
+        );
+        attributes.insert(
+            EARLIER_RECEIVES.to_owned(),
+            number(meta.receives().to_string())?,
+        );
+        if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
+            return Err(format!(
+                "the copy would carry {} message attributes; SQS allows {MAX_MESSAGE_ATTRIBUTES}",
+                attributes.len()
+            ));
+        }
+        self.client
+            .send_message()
+            .queue_url(&url)
+            .message_body(record.body.clone().unwrap_or_default())
+            .set_message_attributes(Some(attributes))
+            .delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS) as i32)
+            .send()
             .await
+            .map_err(|err| format!("SendMessage to {url}: {}", crate::aws::error_chain(&err)))?;
+        Ok(())
     }
 }
 
