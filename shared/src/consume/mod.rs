@@ -178,8 +178,9 @@ impl Default for ConsumerOptions {
             fail_when_all_fail: true,
             visibility_backoff: VisibilityBackoff::default(),
             // An hour: far longer than the cause's own retries can delay it (its queue's
-            // backoff reaches the DLQ after 5–10 minutes), short enough that an event whose
-            // cause is in a DLQ waits for the operator there, with its reason.
+            // backoff sets it aside after 2.5–5 minutes, crashes add the visibility timeout),
+            // short enough that an event whose cause is in a DLQ waits for the operator there,
+            // with its reason.
             max_wait_for_cause: Duration::from_secs(60 * 60),
             deadline_margin: Duration::from_millis(500),
         }

@@ -22,8 +22,8 @@ pub enum RecordOutcome {
     /// Reported failed: it comes back after its visibility timeout (or goes to the DLQ by the
     /// redrive policy).
     Failed(RecordError),
-    /// Failed at the queue's last receive while waiting for another message: a copy was sent
-    /// back to the queue to wait on, and the original acknowledged.
+    /// Failed one receive before the queue's last while waiting for another message: a copy
+    /// was sent back to the queue to wait on, and the original acknowledged.
     SentBack(RecordError),
     /// Not run: an earlier message of its FIFO group failed, or the deadline was too close.
     NotAttempted(&'static str),
