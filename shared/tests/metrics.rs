@@ -361,6 +361,37 @@ fn every_document_follows_the_emf_specification() {
 }
 
 #[test]
+fn a_quiet_invocations_document_leaves_out_the_counters_that_stayed_zero() {
+    let quiet = &documents(&quiet_invocation())[0];
+    let declared: Vec<&str> = quiet["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap())
+        .collect();
+    // The batch counters stay, zeros included: a failure rate or an alarm has its data points.
+    for name in ["RecordsReceived", "RecordsSucceeded", "RecordsFailed"] {
+        assert!(declared.contains(&name), "{name}: {quiet}");
+    }
+    assert_eq!(quiet["RecordsFailed"], 0);
+    for name in [
+        "ColdStart",
+        "RecordsDeadLettered",
+        "RecordsIgnored",
+        "DuplicatesSkipped",
+        "DuplicatesFromCache",
+        "DuplicatesFromRecord",
+        "DuplicatesFromTransaction",
+        "FollowUpsPublished",
+    ] {
+        assert!(
+            !declared.contains(&name) && quiet.get(name).is_none(),
+            "{name} is zero in this invocation: {quiet}"
+        );
+    }
+}
+
+#[test]
 fn the_checks_catch_a_document_that_breaks_the_specification() {
     let validator = schema();
     let good = documents(&busy_invocation()).remove(0);

@@ -64,7 +64,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 pub use backoff::{TotalWait, VisibilityBackoff};
 pub use error::{BatchError, RecordError};
@@ -499,7 +499,14 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             .iter()
             .filter(|(_, o)| o.is_failure())
             .count();
-        info!(consumer = %self.name, records = records.len(), failed, "batch processed");
+        // With a metrics sink the invocation's EMF document says the same (service, records,
+        // failures, request and trace ids) in a line CloudWatch Logs bills anyway: this one
+        // would be the second line an invocation pays for to say it.
+        if self.metrics.is_some() {
+            debug!(consumer = %self.name, records = records.len(), failed, "batch processed");
+        } else {
+            info!(consumer = %self.name, records = records.len(), failed, "batch processed");
+        }
         outcome
     }
 
