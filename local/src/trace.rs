@@ -42,8 +42,8 @@ pub fn follow(dir: &Path, id: &str) -> Vec<Step> {
             let Ok(entry) = serde_json::from_str::<Value>(line) else {
                 continue;
             };
-            let span = &entry["span"];
-            let about = [&span["aggregate_id"], &span["correlation_id"]]
+            // A record's span fields are at the line's top level (`telemetry::json_lines`).
+            let about = [&entry["aggregate_id"], &entry["correlation_id"]]
                 .iter()
                 .any(|v| v.as_str() == Some(id));
             if !about {
@@ -52,7 +52,7 @@ pub fn follow(dir: &Path, id: &str) -> Vec<Step> {
             steps.push(Step {
                 timestamp: text(&entry["timestamp"]).unwrap_or_default(),
                 function: function.clone(),
-                event_type: text(&span["event_type"]).unwrap_or_default(),
+                event_type: text(&entry["event_type"]).unwrap_or_default(),
                 message: text(&entry["message"]).unwrap_or_default(),
                 outcome: text(&entry["outcome"]),
                 kind: text(&entry["kind"]),
@@ -98,7 +98,7 @@ mod tests {
         std::fs::create_dir_all(&stack).unwrap();
         let line = |t: &str, order: &str, event: &str, message: &str, extra: &str| {
             format!(
-                r#"{{"timestamp":"2026-12-03T10:00:{t}Z","message":"{message}"{extra},"span":{{"aggregate_id":"{order}","correlation_id":"c-{order}","event_type":"{event}","name":"record"}}}}"#
+                r#"{{"timestamp":"2026-12-03T10:00:{t}Z","message":"{message}"{extra},"aggregate_id":"{order}","correlation_id":"c-{order}","event_type":"{event}"}}"#
             )
         };
         std::fs::write(

@@ -203,12 +203,11 @@ fn telemetry(c: &mut Criterion) {
         )
     });
     group.bench_function("EMF metrics and JSON logs at info", |b| {
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(std::io::sink)
-            .finish();
+        use tracing_subscriber::layer::SubscriberExt;
+        // The functions' JSON lines (`orderflow::telemetry::init` inside Lambda), at info.
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(orderflow::telemetry::json_lines(std::io::sink));
         let _logging = tracing::subscriber::set_default(subscriber);
         b.iter_batched(
             || batch(10),

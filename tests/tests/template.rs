@@ -713,9 +713,9 @@ fn the_saved_log_queries_cover_every_function_and_read_the_fields_the_consumer_l
         "outcome",
         "kind",
         "duration_ms",
-        "span.event_type",
-        "span.aggregate_id",
-        "span.correlation_id",
+        "event_type",
+        "aggregate_id",
+        "correlation_id",
     ];
     let mut names = BTreeSet::new();
     for (logical, query) in template.of_type("AWS::Logs::QueryDefinition") {

@@ -15,12 +15,7 @@ struct Line<'a> {
     message: Option<&'a str>,
     #[serde(borrow)]
     outcome: Option<&'a str>,
-    #[serde(borrow, default)]
-    span: Option<Span<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Span<'a> {
+    /// The record span's fields, at the line's top level (`orderflow::telemetry::json_lines`).
     #[serde(borrow)]
     aggregate_id: Option<&'a str>,
     #[serde(borrow)]
@@ -50,7 +45,7 @@ pub(crate) fn last_effects(dir: &Path, orders: &HashSet<String>) -> BTreeMap<Str
             let Ok(line) = serde_json::from_str::<Line>(text) else {
                 continue;
             };
-            let (Some(span), Some(timestamp)) = (line.span, line.timestamp) else {
+            let Some(timestamp) = line.timestamp else {
                 continue;
             };
             if line.message != Some("record done")
@@ -58,7 +53,7 @@ pub(crate) fn last_effects(dir: &Path, orders: &HashSet<String>) -> BTreeMap<Str
             {
                 continue;
             }
-            let Some(order) = span.aggregate_id.filter(|id| orders.contains(*id)) else {
+            let Some(order) = line.aggregate_id.filter(|id| orders.contains(*id)) else {
                 continue;
             };
             let Ok(at) = DateTime::parse_from_rfc3339(timestamp) else {
@@ -73,7 +68,7 @@ pub(crate) fn last_effects(dir: &Path, orders: &HashSet<String>) -> BTreeMap<Str
             entry.effects += 1;
             if at >= entry.at {
                 entry.at = at;
-                entry.event_type = span.event_type.unwrap_or_default().to_owned();
+                entry.event_type = line.event_type.unwrap_or_default().to_owned();
             }
         }
     }
@@ -90,7 +85,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let line = |ts: &str, order: &str, event: &str, outcome: &str| {
             format!(
-                r#"{{"timestamp":"{ts}","level":"INFO","message":"record done","outcome":"{outcome}","span":{{"aggregate_id":"{order}","event_type":"{event}"}}}}"#
+                r#"{{"timestamp":"{ts}","level":"INFO","message":"record done","outcome":"{outcome}","aggregate_id":"{order}","event_type":"{event}"}}"#
             )
         };
         std::fs::write(

@@ -598,7 +598,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             return self.process_caught(record, invocation, stats).await;
         };
         let Some(budget) = left.checked_sub(self.options.deadline_margin) else {
-            warn!(message_id = ?record.message_id, "deadline too close; returning the record unprocessed");
+            warn!("deadline too close; returning the record unprocessed");
             return RecordOutcome::NotAttempted(
                 "the invocation's deadline was too close to start it",
             );
@@ -606,7 +606,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         match tokio::time::timeout(budget, self.process_caught(record, invocation, stats)).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                warn!(message_id = ?record.message_id, "the record did not finish before the deadline; returning it for a retry");
+                warn!("the record did not finish before the deadline; returning it for a retry");
                 RecordOutcome::Failed(RecordError::DeadlineExceeded)
             }
         }

@@ -112,7 +112,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
             .await
         {
             Ok(()) => {
-                error!(error = %err, kind = err.kind(), receive_count = meta.receive_count, waited_s = waited.as_secs(), "record failed at its last receive; sent to the DLQ");
+                error!(error = %err, kind = err.kind(), waited_s = waited.as_secs(), "record failed at its last receive; sent to the DLQ");
                 RecordOutcome::DeadLettered(err)
             }
             Err(dlq_error) => {

@@ -223,7 +223,7 @@ impl SqsActions {
             Err(err) => Err(err),
         };
         if let Err(err) = result {
-            warn!(message_id = %meta.message_id, error = %err, "could not delay the retry; the queue's visibility timeout applies");
+            warn!(error = %err, "could not delay the retry; the queue's visibility timeout applies");
         }
     }
 }

@@ -142,7 +142,7 @@ impl Publisher {
             };
             match delays.next().filter(|_| failure.retryable) {
                 Some(delay) => {
-                    warn!(event_id = %event.event_id, attempts, error = %failure.message, ?delay, "publish failed; retrying");
+                    warn!(outgoing_event_id = %event.event_id, attempts, error = %failure.message, ?delay, "publish failed; retrying");
                     tokio::time::sleep(delay).await;
                 }
                 None => return Err(request_error(event.event_id, failure, attempts)),
@@ -234,7 +234,7 @@ impl Publisher {
                     match outcome {
                         Ok(published) => results[entry.index] = Some(Ok(published)),
                         Err(err) if err.is_retryable() && may_retry => {
-                            debug!(event_id = %entry.event_id, attempt, error = %err, "batch entry failed; will retry");
+                            debug!(outgoing_event_id = %entry.event_id, attempt, error = %err, "batch entry failed; will retry");
                             stalled_groups.extend(entry.group_id.clone());
                             retry_later.push(entry);
                         }

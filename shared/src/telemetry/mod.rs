@@ -4,4 +4,4 @@
 mod logs;
 pub mod metrics;
 
-pub use logs::init;
+pub use logs::{init, json_lines};

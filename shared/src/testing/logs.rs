@@ -29,17 +29,15 @@ impl LogCapture {
         Self::default()
     }
 
-    /// A subscriber writing JSON lines as [`crate::telemetry::init`] does inside Lambda
-    /// (event fields flattened, the current span and the span list), at `info` (the functions'
-    /// default level), into this capture. Install it with `tracing::subscriber::set_default`.
+    /// A subscriber writing the JSON lines [`crate::telemetry::init`] writes inside Lambda
+    /// ([`crate::telemetry::json_lines`]), at `info` (the functions' default level), into this
+    /// capture. Install it with `tracing::subscriber::set_default`.
     pub fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + use<> {
+        use tracing_subscriber::layer::SubscriberExt;
         let writer = self.clone();
-        tracing_subscriber::fmt()
-            .json()
-            .flatten_event(true)
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || writer.clone())
-            .finish()
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::INFO)
+            .with(crate::telemetry::json_lines(move || writer.clone()))
     }
 
     /// Everything captured, as text.

@@ -34,7 +34,7 @@ pub fn read(dir: &Path) -> Ledger {
             }
             let outcome = entry["outcome"].as_str().unwrap_or("unknown").to_owned();
             *ledger.totals.entry(outcome.clone()).or_default() += 1;
-            let Some(event_id) = entry["span"]["event_id"].as_str() else {
+            let Some(event_id) = entry["event_id"].as_str() else {
                 continue;
             };
             *ledger
