@@ -100,7 +100,10 @@ async fn each_record_ends_with_one_line_saying_how_and_how_long() {
         assert!(line["duration_ms"].as_f64().unwrap() >= 0.0, "{line}");
         // Flat: the record span's fields at the top level, once.
         assert!(line["message_id"].is_string(), "{line}");
-        assert!(line.get("span").is_none() && line.get("spans").is_none(), "{line}");
+        assert!(
+            line.get("span").is_none() && line.get("spans").is_none(),
+            "{line}"
+        );
     }
     for text in captured.text().lines() {
         let keys = keys_of(text);
@@ -138,7 +141,10 @@ fn keys_of(line: &str) -> Vec<String> {
         fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
             f.write_str("a JSON object")
         }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut keys = Vec::new();
             while let Some((key, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
                 keys.push(key);
