@@ -107,14 +107,15 @@ impl<S: Send + Sync + 'static> Consumer<S> {
                 .to_std()
                 .unwrap_or_default(),
         );
-        let span = tracing::Span::current();
-        span.record("event_id", tracing::field::display(event.event_id));
-        span.record("event_type", event.event_type().as_str());
-        span.record("aggregate_id", event.aggregate_id.as_str());
-        span.record("correlation_id", event.correlation_id.as_str());
-        if let Some(causation_id) = &event.causation_id {
-            span.record("causation_id", causation_id.as_str());
-        }
+        // In one call: the JSON log layer serialises a span's fields again on every record.
+        tracing::record_all!(
+            tracing::Span::current(),
+            event_id = %event.event_id,
+            event_type = event.event_type().as_str(),
+            aggregate_id = event.aggregate_id.as_str(),
+            correlation_id = event.correlation_id.as_str(),
+            causation_id = event.causation_id.as_deref(),
+        );
         let Some(route) = self.routes.get(&event.event_type()) else {
             if self.options.strict {
                 return Err(RecordError::Unhandled(event.event_type()));
