@@ -113,15 +113,8 @@ mod tests {
     #[tokio::test]
     async fn every_line_of_an_invocation_names_the_function_and_only_the_first_is_cold() {
         let logs = crate::testing::LogCapture::new();
-        // The other tests of this binary run the same spans and lines on other threads without
-        // a subscriber. While one dispatcher is registered, tracing caches a callsite's interest
-        // from the registering thread's view alone (`has_just_one` in tracing-core), so those
-        // threads would cache them disabled for this test's subscriber too. With a second
-        // dispatcher registered every registration asks all of them; and whatever was cached
-        // before this test began is asked again.
-        let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-        let _guard = tracing::subscriber::set_default(logs.subscriber());
-        tracing::callsite::rebuild_interest_cache();
+        // The other tests of this binary run the same code on other threads meanwhile.
+        let _capture = logs.install();
         let consumer = Consumer::new("payment", ()).on(ok);
         let batch = || {
             let body = examples::order_placed().encode().unwrap();

@@ -34,7 +34,7 @@ fn fifo_group(orders: &[orderflow::Event]) -> aws_lambda_events::event::sqs::Sqs
 #[tokio::test]
 async fn each_record_ends_with_one_line_saying_how_and_how_long() {
     let captured = LogCapture::new();
-    let _guard = tracing::subscriber::set_default(captured.subscriber());
+    let _capture = captured.install();
     let consumer =
         TestConsumer::new(Consumer::new("shop", ()).on(accept).emits_no_events()).unwrap();
     let placed = examples::order_placed();

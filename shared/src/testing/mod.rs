@@ -29,7 +29,7 @@ pub mod sqs_event;
 
 use std::sync::Arc;
 
-pub use logs::LogCapture;
+pub use logs::{CaptureGuard, LogCapture};
 pub use sinks::{DeadLetter, RecordingDeadLetters, RecordingMetrics, RecordingSink, SentBack};
 
 use crate::consume::{Consumer, ConsumerConfigError, Invocation, RecordOutcome};
