@@ -7,6 +7,7 @@
 mod error;
 mod http1;
 mod https;
+mod pem;
 mod queue_arn;
 
 use std::time::Duration;
