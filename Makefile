@@ -82,8 +82,9 @@ BENCH_BINS := target/$(HOST)/release
 bench: ## Benchmarks beside Powertools (Python): cold start, size, per record, end to end, cost; writes bench/REPORT.md
 	-@$(MAKE) --no-print-directory $(BENCH_STAMP)
 	$(CARGO) bench --locked -p orderflow --bench hot_path
-	# The functions on their own, as cargo lambda builds them (no feature of the bench's crates).
-	RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(CARGO) build --release --locked --target $(HOST) $(addprefix -p ,$(FUNCTIONS))
+	# The functions on their own, as cargo lambda builds them (no feature of the bench's crates),
+	# and lambda_runtime alone built the same way, the cold-start floor the report shows beside them.
+	RUSTFLAGS="$(LAMBDA_RUSTFLAGS)" $(CARGO) build --release --locked --target $(HOST) $(addprefix -p ,$(FUNCTIONS)) -p lambda-runtime-alone
 	$(CARGO) build --release --locked -p orderflow-bench
 	# End to end on LocalStack: AWS's DynamoDB Local behind it (moto copies every table a
 	# transaction touches, so its throughput falls as the tables grow).

@@ -33,6 +33,10 @@ struct Args {
     /// Cold starts per function.
     #[arg(long, default_value_t = 20)]
     runs: usize,
+    /// The floor measured beside them (`bench/runtime-alone`), in the same folder; the report
+    /// says so when it is missing.
+    #[arg(long, default_value = "lambda-runtime-alone")]
+    floor: String,
     /// criterion's output folder.
     #[arg(long, default_value = "target/criterion")]
     criterion_dir: PathBuf,
@@ -77,6 +81,13 @@ fn main() -> anyhow::Result<()> {
             size,
         });
     }
+    let floor_binary = args.bin_dir.join(&args.floor);
+    let floor = if floor_binary.is_file() {
+        eprintln!("cold start: {} ({} runs)", args.floor, args.runs);
+        cold_start::measure(&floor_binary, args.runs)
+    } else {
+        Err(anyhow::anyhow!("{} not built", floor_binary.display()))
+    };
     let consumer = criterion::read(&args.criterion_dir)?;
     let powertools = match &args.python {
         Some(python) => {
@@ -108,6 +119,7 @@ fn main() -> anyhow::Result<()> {
     }
     let text = report::Report {
         functions,
+        floor,
         consumer,
         powertools,
         records_per_batch: 10,

@@ -47,6 +47,8 @@ pub(crate) struct Function {
 pub(crate) struct Report {
     /// Per function.
     pub(crate) functions: Vec<Function>,
+    /// `lambda_runtime` alone (`bench/runtime-alone`), or why it was not measured.
+    pub(crate) floor: anyhow::Result<ColdStarts>,
     /// criterion's medians, by id.
     pub(crate) consumer: BTreeMap<String, Duration>,
     /// Powertools, or why it was not measured.
@@ -154,6 +156,29 @@ impl Report {
                 mb(f.size.bytes),
                 mb(f.size.deflated)
             )?;
+        }
+        match &self.floor {
+            Ok(floor) => {
+                let above = |pick: fn(&Function) -> Duration| {
+                    self.functions
+                        .iter()
+                        .map(|f| ms(pick(f)) - ms(floor.median()))
+                        .fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)))
+                };
+                let (lo, hi) = above(|f| f.cold.median());
+                writeln!(
+                    out,
+                    "\nFor scale, in the same run: `lambda_runtime` alone (`bench/runtime-alone`: the \
+                     runtime and a handler echoing its payload, no SDK client, built as the functions \
+                     are) starts in {:.2} ms (median; min {:.2} ms, p90 {:.2} ms; peak RSS {:.1} MiB). \
+                     What a function's own init adds above it, by median: {lo:.2}–{hi:.2} ms.",
+                    ms(floor.median()),
+                    ms(floor.min()),
+                    ms(floor.p90()),
+                    floor.peak_rss_kib as f64 / 1024.0,
+                )?;
+            }
+            Err(why) => writeln!(out, "\n`lambda_runtime` alone not measured: {why:#}")?,
         }
 
         writeln!(
