@@ -159,13 +159,12 @@ impl Report {
         }
         match &self.floor {
             Ok(floor) => {
-                let above = |pick: fn(&Function) -> Duration| {
-                    self.functions
-                        .iter()
-                        .map(|f| ms(pick(f)) - ms(floor.median()))
-                        .fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)))
-                };
-                let (lo, hi) = above(|f| f.cold.median());
+                // Each function's median above the floor's: the least and the most.
+                let (lo, hi) = self
+                    .functions
+                    .iter()
+                    .map(|f| ms(f.cold.median()) - ms(floor.median()))
+                    .fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(d), hi.max(d)));
                 writeln!(
                     out,
                     "\nFor scale, in the same run: `lambda_runtime` alone (`bench/runtime-alone`: the \
