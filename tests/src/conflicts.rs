@@ -131,7 +131,7 @@ impl HttpConnector for Connector {
         let client = self.client.clone();
         client.transactions.fetch_add(1, Ordering::SeqCst);
         let keys = items(&body);
-        {
+        let hold = {
             let mut held = client.held.lock().expect("held items");
             if keys.iter().flatten().any(|k| held.contains(k)) {
                 client.conflicts.fetch_add(1, Ordering::SeqCst);
@@ -144,17 +144,141 @@ impl HttpConnector for Connector {
                     .collect();
                 return HttpConnectorFuture::ready(Ok(cancelled(reasons)));
             }
-            held.extend(keys.iter().flatten().cloned());
-        }
+            let keys: Vec<String> = keys.into_iter().flatten().collect();
+            held.extend(keys.iter().cloned());
+            Hold {
+                held: client.held.clone(),
+                keys,
+            }
+        };
         let inner = self.inner.call(request);
+        let linger = client.hold;
         HttpConnectorFuture::new(async move {
             let response = inner.await;
-            tokio::time::sleep(client.hold).await;
-            let mut held = client.held.lock().expect("held items");
-            for key in keys.iter().flatten() {
-                held.remove(key);
-            }
+            tokio::time::sleep(linger).await;
+            drop(hold);
             response
         })
+    }
+}
+
+/// The items of one transaction in flight, released when it ends *or is abandoned*: the SDK
+/// drops a request at its attempt timeout, and the consumer drops a record's work at the
+/// invocation's deadline. DynamoDB ends an abandoned transaction within milliseconds; a hold
+/// released only on completion stayed for ever instead, and every later transaction on the
+/// item was cancelled (the hot-items test's runs that did not drain under load).
+struct Hold {
+    held: Arc<Mutex<HashSet<String>>>,
+    keys: Vec<String>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for key in &self.keys {
+            held.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+    use super::*;
+
+    /// A DynamoDB client through `conflicts` to a server that accepts connections and never
+    /// answers: every request stays in flight until its caller drops it.
+    async fn silent_dynamodb(conflicts: &ConflictingDynamoDb) -> aws_sdk_dynamodb::Client {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(format!("http://{address}"))
+            .http_client(conflicts.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    fn put_stock() -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name("inventory")
+            .item("pk", AttributeValue::S("SKU#SKU-HOT".into()))
+            .build()
+            .expect("put");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    #[tokio::test]
+    async fn a_transaction_abandoned_in_flight_releases_its_items() {
+        let conflicts = ConflictingDynamoDb::new(Duration::from_secs(60));
+        let dynamodb = silent_dynamodb(&conflicts).await;
+        let transaction = || {
+            dynamodb
+                .transact_write_items()
+                .transact_items(put_stock())
+                .send()
+        };
+        // GIVEN a transaction on the item that its caller gives up on while it is in flight
+        let abandoned = tokio::time::timeout(Duration::from_millis(200), transaction()).await;
+        assert!(
+            abandoned.is_err(),
+            "the silent server answered: {abandoned:?}"
+        );
+        assert_eq!(conflicts.transactions(), 1);
+        // WHEN another transaction touches the same item
+        let next = tokio::time::timeout(Duration::from_millis(200), transaction()).await;
+        // THEN it is not cancelled for a transaction that no longer exists: it goes through
+        assert!(
+            next.is_err(),
+            "cancelled at once, the item still held: {next:?}"
+        );
+        assert_eq!(conflicts.transactions(), 2);
+        assert_eq!(conflicts.conflicts(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_transaction_in_flight_cancels_another_on_the_same_item() {
+        let conflicts = ConflictingDynamoDb::new(Duration::from_secs(60));
+        let dynamodb = silent_dynamodb(&conflicts).await;
+        // GIVEN a transaction on the item in flight
+        let in_flight = tokio::spawn(
+            dynamodb
+                .transact_write_items()
+                .transact_items(put_stock())
+                .send(),
+        );
+        while conflicts.transactions() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // WHEN another touches the same item THEN DynamoDB's cancellation comes back at once
+        let second = dynamodb
+            .transact_write_items()
+            .transact_items(put_stock())
+            .send()
+            .await;
+        let err = second.expect_err("cancelled");
+        assert!(
+            format!("{err:?}").contains("TransactionConflict"),
+            "{err:?}"
+        );
+        assert_eq!(conflicts.conflicts(), 1);
+        in_flight.abort();
     }
 }
