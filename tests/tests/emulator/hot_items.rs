@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use orderflow::consume::{Consumer, ConsumerEnv, ConsumerOptions, Invocation, VisibilityBackoff};
 use orderflow::event::{EventPayload, examples};
+use orderflow::testing::LogCapture;
 use orderflow::{Event, Publisher};
 use orderflow_tests::conflicts::ConflictingDynamoDb;
 use orderflow_tests::{Emulator, Queue, emulator};
@@ -37,14 +38,18 @@ async fn drain<S: Send + Sync + 'static>(
     aws: Arc<Emulator>,
     queue: Queue,
     consumer: Arc<Consumer<S>>,
+    logs: LogCapture,
 ) {
     let deadline = Instant::now() + Duration::from_secs(240);
     let workers: Vec<_> = (0..WORKERS)
         .map(|_| {
-            let (aws, queue, consumer) = (aws.clone(), queue.clone(), consumer.clone());
+            let (aws, queue, consumer, logs) =
+                (aws.clone(), queue.clone(), consumer.clone(), logs.clone());
             tokio::spawn(async move {
                 loop {
-                    assert!(Instant::now() < deadline, "{} did not drain", queue.url);
+                    if Instant::now() >= deadline {
+                        panic!("{}", why_not_drained(&aws, &queue, &logs).await);
+                    }
                     let messages = aws.receive_raw(&queue, 10, Duration::from_secs(1)).await;
                     if messages.is_empty() {
                         if aws.queue_depth(&queue).await == 0 {
@@ -74,9 +79,40 @@ async fn drain<S: Send + Sync + 'static>(
     }
 }
 
+/// What a queue that did not drain holds, and the consumers' last warnings and errors: what
+/// a red run needs to say why.
+async fn why_not_drained(aws: &Emulator, queue: &Queue, logs: &LogCapture) -> String {
+    let attributes = aws
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue.url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .map(|out| format!("{:?}", out.attributes()))
+        .unwrap_or_else(|err| format!("GetQueueAttributes: {err}"));
+    let lines = logs.lines();
+    let complaints: Vec<String> = lines
+        .iter()
+        .filter(|line| line["level"] != "INFO")
+        .map(|line| line.to_string())
+        .collect();
+    let last = complaints.len().saturating_sub(40);
+    format!(
+        "{} did not drain\nqueue attributes: {attributes}\n{} log lines, {} warnings and errors; the last ones:\n{}",
+        queue.url,
+        lines.len(),
+        complaints.len(),
+        complaints[last..].join("\n")
+    )
+}
+
 #[tokio::test]
 async fn many_concurrent_orders_for_one_day_and_one_sku_end_exact_with_every_dlq_empty() {
     let aws = Arc::new(emulator().await);
+    // The consumers' log lines (every task of this test runs on its thread), for a red run.
+    let logs = LogCapture::new();
+    let _capture = logs.install();
     // GIVEN DynamoDB that cancels overlapping transactions, as DynamoDB does
     let dynamodb = ConflictingDynamoDb::new(Duration::from_millis(15));
     let sdk = aws
@@ -147,8 +183,8 @@ async fn many_concurrent_orders_for_one_day_and_one_sku_end_exact_with_every_dlq
         .await;
     assert!(report.is_complete(), "{:?}", report.failures().next());
     tokio::join!(
-        drain(aws.clone(), queues[0].0.clone(), inventory),
-        drain(aws.clone(), queues[1].0.clone(), analytics),
+        drain(aws.clone(), queues[0].0.clone(), inventory, logs.clone()),
+        drain(aws.clone(), queues[1].0.clone(), analytics, logs.clone()),
     );
 
     // THEN the transactions did conflict, and yet every counter is exact and no DLQ holds
