@@ -4,6 +4,7 @@
 //! an emulator is reached through `AWS_ENDPOINT_URL` (or `AWS_ENDPOINT_URL_SNS`, …) and no code
 //! path knows whether it talks to AWS or to an emulator.
 
+mod environment;
 mod error;
 mod http1;
 mod https;
@@ -39,13 +40,21 @@ pub fn timeouts() -> TimeoutConfig {
 }
 
 /// Loads the shared SDK configuration from the environment, with [`timeouts`] and one HTTPS
-/// client trusting the platform's CA bundle ([`TrustRoots::platform`]).
+/// client trusting the platform's CA bundle ([`TrustRoots::platform`]). Credentials and region
+/// set in the environment, as Lambda sets them, are read from it without building the SDK's
+/// default chains (the answer is the same; see `environment`).
 ///
 /// Call it once per process (per Lambda cold start) and build every client from the result.
 pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
+    let var = |name: &str| std::env::var(name).ok();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(TrustRoots::platform().http_client())
-        .timeout_config(timeouts())
-        .load()
-        .await
+        .timeout_config(timeouts());
+    if let Some(credentials) = environment::credentials(var) {
+        loader = loader.credentials_provider(credentials);
+    }
+    if let Some(region) = environment::region(var) {
+        loader = loader.region(region);
+    }
+    loader.load().await
 }
