@@ -142,6 +142,34 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// Timeouts for creating a test's resources (topics, queues, subscriptions, tables).
+///
+/// Longer than the functions' own ([`orderflow::aws::timeouts`]): what a test checks is not how
+/// fast the emulator creates a table, and on CI's two cores, with the suite's other tests
+/// running, moto has taken longer than the 8 s operation budget to answer a `CreateTable`.
+pub fn setup_timeouts() -> aws_smithy_types::timeout::TimeoutConfig {
+    aws_smithy_types::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
+        .build()
+}
+
+/// A SNS request's config override with [`setup_timeouts`] (`.customize().config_override(…)`).
+pub fn sns_setup() -> aws_sdk_sns::config::Builder {
+    aws_sdk_sns::config::Builder::default().timeout_config(setup_timeouts())
+}
+
+/// A SQS request's config override with [`setup_timeouts`] (`.customize().config_override(…)`).
+pub fn sqs_setup() -> aws_sdk_sqs::config::Builder {
+    aws_sdk_sqs::config::Builder::default().timeout_config(setup_timeouts())
+}
+
+/// A DynamoDB request's config override with [`setup_timeouts`] (`.customize().config_override(…)`).
+pub fn dynamodb_setup() -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::default().timeout_config(setup_timeouts())
+}
+
 impl Emulator {
     /// Creates a topic (FIFO if `fifo`), returning its ARN.
     pub async fn topic(&self, prefix: &str, fifo: bool) -> String {
@@ -151,7 +179,13 @@ impl Emulator {
             name.push_str(".fifo");
             request = request.attributes("FifoTopic", "true");
         }
-        let out = request.name(name).send().await.expect("CreateTopic");
+        let out = request
+            .name(name)
+            .customize()
+            .config_override(sns_setup())
+            .send()
+            .await
+            .expect("CreateTopic");
         out.topic_arn().expect("topic ARN").to_owned()
     }
 
@@ -165,6 +199,8 @@ impl Emulator {
         }
         let url = request
             .queue_name(name)
+            .customize()
+            .config_override(sqs_setup())
             .send()
             .await
             .expect("CreateQueue")
@@ -176,6 +212,8 @@ impl Emulator {
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(QueueAttributeName::QueueArn)
+            .customize()
+            .config_override(sqs_setup())
             .send()
             .await
             .expect("GetQueueAttributes");
@@ -207,6 +245,8 @@ impl Emulator {
             .set_queue_attributes()
             .queue_url(&queue.url)
             .attributes(QueueAttributeName::Policy, policy.to_string())
+            .customize()
+            .config_override(sqs_setup())
             .send()
             .await
             .expect("SetQueueAttributes Policy");
@@ -224,6 +264,8 @@ impl Emulator {
             request = request.attributes("FilterPolicy", policy.to_string());
         }
         request
+            .customize()
+            .config_override(sns_setup())
             .send()
             .await
             .expect("Subscribe")
@@ -251,6 +293,8 @@ impl Emulator {
                 QueueAttributeName::VisibilityTimeout,
                 visibility_timeout.to_string(),
             )
+            .customize()
+            .config_override(sqs_setup())
             .send()
             .await
             .expect("SetQueueAttributes RedrivePolicy");
@@ -439,7 +483,12 @@ impl Emulator {
                     .unwrap(),
             );
         }
-        request.send().await.expect("CreateTable");
+        request
+            .customize()
+            .config_override(dynamodb_setup())
+            .send()
+            .await
+            .expect("CreateTable");
         self.dynamodb
             .wait_until_table_exists()
             .table_name(&name)

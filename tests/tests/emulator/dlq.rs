@@ -149,6 +149,8 @@ async fn what_a_consumer_dead_lettered_is_listed_left_in_place_and_replayed_once
                 .build()
                 .expect("key"),
         )
+        .customize()
+        .config_override(orderflow_tests::dynamodb_setup())
         .send()
         .await
         .expect("CreateTable");
