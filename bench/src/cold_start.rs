@@ -2,7 +2,8 @@
 //! first `GET /runtime/invocation/next` on the Runtime API, with every SDK client built.
 //!
 //! The Runtime API here is a listener that notes when the request arrives and never answers
-//! it; the process is then killed. Peak resident memory is Linux's `VmHWM` read at that moment.
+//! it; the process is then killed. Peak resident memory is Linux's `VmHWM` read at that
+//! moment. Binaries measured together are started in turns, one start each a round.
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -74,32 +75,43 @@ impl ColdStarts {
     }
 }
 
-/// Starts `binary` `runs` times and measures each init.
-pub(crate) fn measure(binary: &Path, runs: usize) -> anyhow::Result<ColdStarts> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot open a Runtime API port")?;
-    let api = listener.local_addr()?;
-    let (asked, next) = mpsc::channel::<Instant>();
-    thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let asked = asked.clone();
-            thread::spawn(move || note_next(stream, &asked));
-        }
-    });
-    let mut init = Vec::with_capacity(runs);
-    let mut peak_rss_kib = 0;
-    for _ in 0..runs {
+/// Starts processes and times their inits against one Runtime API listener.
+struct Starter {
+    api: std::net::SocketAddr,
+    next: mpsc::Receiver<Instant>,
+}
+
+impl Starter {
+    fn new() -> anyhow::Result<Self> {
+        let listener =
+            TcpListener::bind("127.0.0.1:0").context("cannot open a Runtime API port")?;
+        let api = listener.local_addr()?;
+        let (asked, next) = mpsc::channel::<Instant>();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let asked = asked.clone();
+                thread::spawn(move || note_next(stream, &asked));
+            }
+        });
+        Ok(Starter { api, next })
+    }
+
+    /// Starts `binary` once: its init, and its peak resident set in KiB (0 if unread).
+    fn start(&self, binary: &Path) -> anyhow::Result<(Duration, u64)> {
+        // A request from an earlier, killed process must not be taken for this one's.
+        while self.next.try_recv().is_ok() {}
         let started = Instant::now();
         let mut child = Command::new(binary)
             .env_clear()
             .envs(ENVIRONMENT.iter().copied())
-            .env("AWS_LAMBDA_RUNTIME_API", api.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", self.api.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", function_name(binary))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
-        let asked_at = next.recv_timeout(Duration::from_secs(10));
+        let asked_at = self.next.recv_timeout(Duration::from_secs(10));
         let rss = peak_rss(child.id());
         let _ = child.kill();
         let output = child.wait_with_output()?;
@@ -110,11 +122,47 @@ pub(crate) fn measure(binary: &Path, runs: usize) -> anyhow::Result<ColdStarts> 
                 String::from_utf8_lossy(&output.stderr)
             );
         };
-        init.push(asked_at.saturating_duration_since(started));
-        peak_rss_kib = peak_rss_kib.max(rss.unwrap_or(0));
+        Ok((
+            asked_at.saturating_duration_since(started),
+            rss.unwrap_or(0),
+        ))
     }
-    init.sort();
-    Ok(ColdStarts { init, peak_rss_kib })
+}
+
+/// Starts each of `binaries` `runs` times and measures each init, in rounds: every binary once
+/// a round, so a noisy spell of the machine falls on all of them alike rather than on whichever
+/// was being measured then. A binary that fails to start is left out of later rounds; its entry
+/// says why.
+pub(crate) fn measure_interleaved(
+    binaries: &[&Path],
+    runs: usize,
+) -> anyhow::Result<Vec<anyhow::Result<ColdStarts>>> {
+    let starter = Starter::new()?;
+    let mut results: Vec<anyhow::Result<ColdStarts>> = binaries
+        .iter()
+        .map(|_| {
+            Ok(ColdStarts {
+                init: Vec::with_capacity(runs),
+                peak_rss_kib: 0,
+            })
+        })
+        .collect();
+    for _ in 0..runs {
+        for (binary, result) in binaries.iter().zip(results.iter_mut()) {
+            let Ok(cold) = result else { continue };
+            match starter.start(binary) {
+                Ok((init, rss)) => {
+                    cold.init.push(init);
+                    cold.peak_rss_kib = cold.peak_rss_kib.max(rss);
+                }
+                Err(err) => *result = Err(err),
+            }
+        }
+    }
+    for cold in results.iter_mut().flatten() {
+        cold.init.sort();
+    }
+    Ok(results)
 }
 
 fn function_name(binary: &Path) -> String {

@@ -69,25 +69,39 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let floor_binary = args.bin_dir.join(&args.floor);
+    let binaries: Vec<PathBuf> = args
+        .functions
+        .iter()
+        .map(|name| args.bin_dir.join(name))
+        .chain(floor_binary.is_file().then(|| floor_binary.clone()))
+        .collect();
+    eprintln!(
+        "cold start: {} and {} ({} runs each, in turns)",
+        args.functions.join(", "),
+        if floor_binary.is_file() {
+            args.floor.as_str()
+        } else {
+            "no floor"
+        },
+        args.runs
+    );
+    let paths: Vec<&std::path::Path> = binaries.iter().map(PathBuf::as_path).collect();
+    let mut colds = cold_start::measure_interleaved(&paths, args.runs)?.into_iter();
     let mut functions = Vec::new();
-    for name in &args.functions {
-        let binary = args.bin_dir.join(name);
-        eprintln!("cold start: {name} ({} runs)", args.runs);
-        let cold = cold_start::measure(&binary, args.runs)?;
-        let size = size::of(&binary)?;
+    for (name, binary) in args.functions.iter().zip(&binaries) {
+        let cold = colds
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no cold starts of {name}"))??;
         functions.push(report::Function {
             name: name.clone(),
             cold,
-            size,
+            size: size::of(binary)?,
         });
     }
-    let floor_binary = args.bin_dir.join(&args.floor);
-    let floor = if floor_binary.is_file() {
-        eprintln!("cold start: {} ({} runs)", args.floor, args.runs);
-        cold_start::measure(&floor_binary, args.runs)
-    } else {
-        Err(anyhow::anyhow!("{} not built", floor_binary.display()))
-    };
+    let floor = colds
+        .next()
+        .unwrap_or_else(|| Err(anyhow::anyhow!("{} not built", floor_binary.display())));
     let consumer = criterion::read(&args.criterion_dir)?;
     let powertools = match &args.python {
         Some(python) => {

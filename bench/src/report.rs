@@ -135,7 +135,8 @@ impl Report {
         writeln!(
             out,
             "Init = process start → its first Runtime API `GET /invocation/next`, every SDK client built \
-             (what Lambda reports as Init Duration); {} starts each. Peak RSS = `VmHWM` at that moment. \
+             (what Lambda reports as Init Duration); {} starts each, taken in turns (every binary once a round, \
+             `lambda_runtime` alone below included), so a noisy spell falls on all alike. Peak RSS = `VmHWM` at that moment. \
              Size = the stripped release binary; deflated = its size in the deployment zip.\n",
             self.functions.first().map_or(0, |f| f.cold.init.len())
         )?;
