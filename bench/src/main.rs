@@ -87,7 +87,19 @@ fn main() -> anyhow::Result<()> {
         args.runs
     );
     let paths: Vec<&std::path::Path> = binaries.iter().map(PathBuf::as_path).collect();
-    let mut colds = cold_start::measure_interleaved(&paths, args.runs)?.into_iter();
+    let mut colds = cold_start::measure_interleaved(&paths, args.runs)?;
+    eprintln!("instructions at start: each binary once under callgrind");
+    let mut uncounted = None;
+    for (cold, path) in colds.iter_mut().zip(&paths) {
+        let Ok(cold) = cold else { continue };
+        match cold_start::count_instructions(path) {
+            Ok(count) => cold.instructions = Some(count),
+            Err(why) => {
+                uncounted.get_or_insert_with(|| format!("{why:#}"));
+            }
+        }
+    }
+    let mut colds = colds.into_iter();
     let mut functions = Vec::new();
     for (name, binary) in args.functions.iter().zip(&binaries) {
         let cold = colds
@@ -134,6 +146,7 @@ fn main() -> anyhow::Result<()> {
     let text = report::Report {
         functions,
         floor,
+        uncounted,
         consumer,
         powertools,
         records_per_batch: 10,

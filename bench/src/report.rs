@@ -49,6 +49,8 @@ pub(crate) struct Report {
     pub(crate) functions: Vec<Function>,
     /// `lambda_runtime` alone (`bench/runtime-alone`), or why it was not measured.
     pub(crate) floor: anyhow::Result<ColdStarts>,
+    /// Why some start was not counted in instructions (valgrind missing, or it failed).
+    pub(crate) uncounted: Option<String>,
     /// criterion's medians, by id.
     pub(crate) consumer: BTreeMap<String, Duration>,
     /// Powertools, or why it was not measured.
@@ -57,6 +59,11 @@ pub(crate) struct Report {
     pub(crate) records_per_batch: u32,
     /// The end-to-end run, or why there was none.
     pub(crate) end_to_end: anyhow::Result<crate::e2e::EndToEnd>,
+}
+
+/// An instruction count in millions, or a dash when there is none.
+fn millions(count: Option<u64>) -> String {
+    count.map_or_else(|| "—".to_owned(), |n| format!("{:.2} M", n as f64 / 1e6))
 }
 
 fn ms(d: Duration) -> f64 {
@@ -137,22 +144,25 @@ impl Report {
             "Init = process start → its first Runtime API `GET /invocation/next`, every SDK client built \
              (what Lambda reports as Init Duration); {} starts each, taken in turns (every binary once a round, \
              `lambda_runtime` alone below included), so a noisy spell falls on all alike. Peak RSS = `VmHWM` at that moment. \
+             Instructions = those run from exec to that request, counted once by callgrind: unlike the times, \
+             the same on a busy host as on an idle one. \
              Size = the stripped release binary; deflated = its size in the deployment zip.\n",
             self.functions.first().map_or(0, |f| f.cold.init.len())
         )?;
         writeln!(
             out,
-            "| function | init median | min | p90 | peak RSS | binary | deflated |"
+            "| function | init median | min | p90 | instructions | peak RSS | binary | deflated |"
         )?;
-        writeln!(out, "|---|---|---|---|---|---|---|")?;
+        writeln!(out, "|---|---|---|---|---|---|---|---|")?;
         for f in &self.functions {
             writeln!(
                 out,
-                "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} MiB | {:.2} MB | {:.2} MB |",
+                "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB | {:.2} MB | {:.2} MB |",
                 f.name,
                 ms(f.cold.median()),
                 ms(f.cold.min()),
                 ms(f.cold.p90()),
+                millions(f.cold.instructions),
                 f.cold.peak_rss_kib as f64 / 1024.0,
                 mb(f.size.bytes),
                 mb(f.size.deflated)
@@ -170,15 +180,19 @@ impl Report {
                     out,
                     "\nFor scale, in the same run: `lambda_runtime` alone (`bench/runtime-alone`: the \
                      runtime and a handler echoing its payload, no SDK client, built as the functions \
-                     are) starts in {:.2} ms (median; min {:.2} ms, p90 {:.2} ms; peak RSS {:.1} MiB). \
-                     What a function's own init adds above it, by median: {lo:.2}–{hi:.2} ms.",
+                     are) starts in {:.2} ms (median; min {:.2} ms, p90 {:.2} ms; {} instructions; peak RSS \
+                     {:.1} MiB). What a function's own init adds above it, by median: {lo:.2}–{hi:.2} ms.",
                     ms(floor.median()),
                     ms(floor.min()),
                     ms(floor.p90()),
+                    millions(floor.instructions),
                     floor.peak_rss_kib as f64 / 1024.0,
                 )?;
             }
             Err(why) => writeln!(out, "\n`lambda_runtime` alone not measured: {why:#}")?,
+        }
+        if let Some(why) = &self.uncounted {
+            writeln!(out, "\nInstructions not counted (—): {why}")?;
         }
 
         writeln!(
