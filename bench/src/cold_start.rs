@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use crate::callgrind;
+
 /// What every function reads at start, deployed or here: the Lambda variables, and each
 /// function's own (tables, topic, queues) set to names nothing is asked about, since init makes
 /// no request. The endpoint is a closed port, so a request init did make would show as an error.
@@ -196,85 +198,19 @@ fn peak_rss(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Instructions `binary` runs from exec to its first Runtime API request, counted by callgrind
-/// (valgrind's `--tool=callgrind`, found on `PATH`). Unlike a time, the count is the same on a
-/// busy host as on an idle one, so a change to init shows whatever the host's noise.
+/// Instructions `binary` runs from exec to its first Runtime API request, counted by callgrind.
+/// Unlike a time, the count is the same on a busy host as on an idle one, so a change to init
+/// shows whatever the host's noise.
 ///
 /// The Runtime API is a closed port here: the process ends at its first request, whose failed
 /// connection is counted too (some thousand instructions out of millions).
 pub(crate) fn count_instructions(binary: &Path) -> anyhow::Result<u64> {
-    let valgrind = find_on_path("valgrind").context("valgrind is not installed")?;
     let closed = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let mut child = Command::new(valgrind)
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-        .arg(binary)
+    let mut command = callgrind::command(binary)?;
+    command
         .env_clear()
         .envs(ENVIRONMENT.iter().copied())
         .env("AWS_LAMBDA_RUNTIME_API", closed.to_string())
-        .env("AWS_LAMBDA_FUNCTION_NAME", function_name(binary))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {} under valgrind", binary.display()))?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    // Read on a thread so a chatty process cannot fill the pipe and stall while we wait.
-    let reader = thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait()?.is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!(
-                "{} did not end within 120 s under valgrind",
-                binary.display()
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    let text = reader.join().unwrap_or_default();
-    instructions_in(&text).with_context(|| {
-        format!(
-            "callgrind printed no instruction count for {}: {}",
-            binary.display(),
-            text.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
-        )
-    })
-}
-
-/// The total from callgrind's summary line (`==123== I   refs:      4,964,614`).
-fn instructions_in(valgrind_stderr: &str) -> Option<u64> {
-    let line = valgrind_stderr
-        .lines()
-        .find(|line| line.contains("I   refs:") || line.contains("I refs:"))?;
-    let digits: String = line
-        .rsplit(':')
-        .next()?
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok()
-}
-
-/// `program`'s path in a folder of `PATH`.
-fn find_on_path(program: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|folder| folder.join(program))
-        .find(|path| path.is_file())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::instructions_in;
-
-    #[test]
-    fn the_count_is_read_from_callgrinds_summary() {
-        let stderr = "==15208== Callgrind, a call-graph generating cache profiler\n\
-                      ==15208== Events    : Ir\n\
-                      ==15208== Collected : 4965073\n\
-                      ==15208==\n\
-                      ==15208== I   refs:      4,965,073\n";
-        assert_eq!(instructions_in(stderr), Some(4_965_073));
-        assert_eq!(instructions_in("valgrind: command not found"), None);
-    }
+        .env("AWS_LAMBDA_FUNCTION_NAME", function_name(binary));
+    callgrind::count(command, &binary.display().to_string())
 }

@@ -5,11 +5,13 @@
 //! criterion's results (`make bench` runs `cargo bench` first), and Powertools for AWS Lambda
 //! (Python) on the same batch file, per record warm and at cold start.
 
+mod callgrind;
 mod cold_start;
 mod cost;
 mod criterion;
 mod e2e;
 mod powertools;
+mod record_count;
 mod report;
 mod size;
 
@@ -65,10 +67,29 @@ struct Args {
     /// Seconds each measurement of the emulator's ceiling runs.
     #[arg(long, default_value_t = 5)]
     ceiling_seconds: u64,
+    /// The batch file as raw delivery hands it over (counted in instructions beside `--batch`).
+    #[arg(long, default_value = "bench/sqs-batch-10-raw.json")]
+    raw_batch: PathBuf,
+    /// Internal: run `--count-repeat` batches of this file through the consumer and exit (what
+    /// the report's instruction counts run under callgrind).
+    #[arg(long, hide = true)]
+    count_batches: Option<PathBuf>,
+    /// Internal: how far each counted batch goes.
+    #[arg(long, hide = true, value_enum, default_value_t = record_count::Mode::Bare)]
+    count_mode: record_count::Mode,
+    /// Internal: how many batches to count.
+    #[arg(long, hide = true, default_value_t = 1)]
+    count_repeat: usize,
 }
+
+/// Records in each batch file.
+const RECORDS_PER_BATCH: u32 = 10;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(file) = &args.count_batches {
+        return record_count::run(file, args.count_mode, args.count_repeat);
+    }
     let floor_binary = args.bin_dir.join(&args.floor);
     let binaries: Vec<PathBuf> = args
         .functions
@@ -115,6 +136,9 @@ fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| Err(anyhow::anyhow!("{} not built", floor_binary.display())));
     let consumer = criterion::read(&args.criterion_dir)?;
+    eprintln!("per record in instructions: the batch files under callgrind");
+    let counts = [&args.batch, &args.raw_batch]
+        .map(|file| record_count::count(file, RECORDS_PER_BATCH as usize));
     let powertools = match &args.python {
         Some(python) => {
             eprintln!(
@@ -149,7 +173,8 @@ fn main() -> anyhow::Result<()> {
         uncounted,
         consumer,
         powertools,
-        records_per_batch: 10,
+        records_per_batch: RECORDS_PER_BATCH,
+        record_counts: counts,
         end_to_end,
     }
     .render()?;

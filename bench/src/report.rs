@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cold_start::ColdStarts;
 use crate::powertools::Powertools;
+use crate::record_count::RecordCounts;
 use crate::size::Size;
 
 /// The targets (issue 14); the report says for each whether this run meets it.
@@ -57,6 +58,8 @@ pub(crate) struct Report {
     pub(crate) powertools: anyhow::Result<Powertools>,
     /// Records in the batch file.
     pub(crate) records_per_batch: u32,
+    /// Per record in instructions: the SNS-wrapped file, then the raw-delivery one (or why not).
+    pub(crate) record_counts: [anyhow::Result<RecordCounts>; 2],
     /// The end-to-end run, or why there was none.
     pub(crate) end_to_end: anyhow::Result<crate::e2e::EndToEnd>,
 }
@@ -274,6 +277,38 @@ impl Report {
             cell(self.per_record(RUNTIME_READ_RAW)),
             cell(self.per_record(SKIP_RAW)),
         )?;
+        writeln!(
+            out,
+            "\n**Per record in instructions** (callgrind, {} warm batches of each file; a figure \
+             this host's noise does not move): the batch read as `lambda_runtime` reads a payload, \
+             then the consumer to the partial batch response, a no-op handler; ours = all of it \
+             less the read. valgrind's CPU has no SHA extensions, so the in-memory store's column \
+             counts SHA-256 (the payload hash) in portable code, where this host, Lambda's x86 \
+             hosts and Graviton hash in hardware.\n",
+            crate::record_count::BATCHES
+        )?;
+        writeln!(
+            out,
+            "| file | read as `lambda_runtime` does | read + consumer, no idempotency | read + consumer, in-memory store | ours, no idempotency / in-memory store |"
+        )?;
+        writeln!(out, "|---|---|---|---|---|")?;
+        for (name, counts) in ["SNS-wrapped", "raw delivery"]
+            .iter()
+            .zip(&self.record_counts)
+        {
+            match counts {
+                Ok(c) => writeln!(
+                    out,
+                    "| {name} | {:.1} k | {:.1} k | {:.1} k | {:.1} k / {:.1} k |",
+                    c.read / 1e3,
+                    c.bare / 1e3,
+                    c.idempotent / 1e3,
+                    (c.bare - c.read) / 1e3,
+                    (c.idempotent - c.read) / 1e3
+                )?,
+                Err(why) => writeln!(out, "| {name} | not counted: {why:#} | | | |")?,
+            }
+        }
         let extra = match (&self.powertools, bare) {
             (Ok(p), Some(bare)) if p.per_record_us > bare => {
                 Some(Duration::from_secs_f64((p.per_record_us - bare) / 1e6))
