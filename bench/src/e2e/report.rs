@@ -147,9 +147,9 @@ pub(crate) fn render(
                 out,
                 "\nWhile the orders flowed (from the first publish until 95 % had their last \
                  effect; the tail after it waits on batching windows, not on anyone), the \
-                 emulator's own process, which handles every request, was {:.0} % as busy as the \
+                 emulator's own process, which handles every request, was {:.1} % as busy as the \
                  most it gets ({:.2} cores, 8 clients of SQS round trips): the runner reached \
-                 **{:.0} % of what the emulator allows** for this request pattern, \
+                 **{:.1} % of what the emulator allows** for this request pattern, \
                  {:.1} orders/s of about {:.1} (target ≥ {:.0} %: {}).",
                 share * 100.0,
                 e2e.ceiling_many.emulator_root_cores().unwrap_or(0.0),
