@@ -23,9 +23,19 @@ pub(crate) fn command(program: &Path) -> anyhow::Result<Command> {
     Ok(command)
 }
 
-/// Runs `command` (from [`command`]) to its end and returns the instructions it ran; `what`
-/// names it in errors.
-pub(crate) fn count(mut command: Command, what: &str) -> anyhow::Result<u64> {
+/// How the counted program must end for its count to stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Exit status 0: it did all it was asked.
+    Success,
+    /// Any exit status, but not a signal: a function started against a closed Runtime API
+    /// port ends with an error at its first request, which is the point measured.
+    AnyExit,
+}
+
+/// Runs `command` (from [`command`]) to its end and returns the instructions it ran, if it
+/// ended as `ending` says; `what` names it in errors.
+pub(crate) fn count(mut command: Command, what: &str, ending: Ending) -> anyhow::Result<u64> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -37,7 +47,14 @@ pub(crate) fn count(mut command: Command, what: &str) -> anyhow::Result<u64> {
     let reader = thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
     let deadline = Instant::now() + DEADLINE;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
+        let exited = match child.try_wait() {
+            Ok(exited) => exited,
+            Err(err) => {
+                let _ = child.kill();
+                return Err(err).context(format!("cannot wait for {what} under valgrind"));
+            }
+        };
+        if let Some(status) = exited {
             break status;
         }
         if Instant::now() > deadline {
@@ -51,10 +68,26 @@ pub(crate) fn count(mut command: Command, what: &str) -> anyhow::Result<u64> {
         thread::sleep(Duration::from_millis(50));
     };
     let text = reader.join().unwrap_or_default();
+    // The report puts this text in a table cell: one line, no column separators.
+    let tail = || {
+        text.lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" / ")
+            .replace('|', "/")
+    };
+    let ended_as_asked = match ending {
+        Ending::Success => status.success(),
+        Ending::AnyExit => status.code().is_some(),
+    };
+    if !ended_as_asked {
+        bail!("{what} ended with {status} under valgrind: {}", tail());
+    }
     instructions_in(&text).with_context(|| {
         format!(
             "callgrind printed no instruction count for {what} ({status}): {}",
-            text.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+            tail()
         )
     })
 }

@@ -137,8 +137,7 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| Err(anyhow::anyhow!("{} not built", floor_binary.display())));
     let consumer = criterion::read(&args.criterion_dir)?;
     eprintln!("per record in instructions: the batch files under callgrind");
-    let counts = [&args.batch, &args.raw_batch]
-        .map(|file| record_count::count(file, RECORDS_PER_BATCH as usize));
+    let counts = [&args.batch, &args.raw_batch].map(|file| record_count::count(file));
     let powertools = match &args.python {
         Some(python) => {
             eprintln!(

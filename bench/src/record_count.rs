@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use aws_lambda_events::event::sqs::SqsEvent;
+use clap::ValueEnum;
 use orderflow::consume::{
     BatchOutcome, Consumer, HandlerError, Invocation, Message, Outcome, RecordOutcome,
 };
@@ -30,9 +31,12 @@ pub(crate) enum Mode {
     Read,
     /// Read, then the consumer without idempotency.
     Bare,
-    /// Read, then the consumer with a fresh in-memory idempotency store (every record takes
-    /// the acquire path; building the store and the consumer is counted too).
+    /// Read, then the consumer with a fresh in-memory idempotency store, so every record takes
+    /// the acquire path.
     Idempotent,
+    /// Read, and build that fresh consumer and store without running them: what
+    /// [`Mode::Idempotent`] spends on them, taken out of its figure.
+    Build,
 }
 
 /// One file's counts, per record.
@@ -42,10 +46,14 @@ pub(crate) struct RecordCounts {
     pub(crate) read: f64,
     /// Reading it and consuming it without idempotency.
     pub(crate) bare: f64,
-    /// Reading it and consuming it with the in-memory store.
+    /// Reading it and consuming it with the in-memory store (building a fresh consumer and
+    /// store for each batch left out).
     pub(crate) idempotent: f64,
+    /// Building that fresh consumer and store, per record of its batch.
+    pub(crate) build: f64,
 }
 
+/// The handler: does nothing, so what is counted is the consumer's own path.
 async fn noop(_: Message<OrderPlaced>, _: Arc<()>) -> Result<Outcome, HandlerError> {
     Ok(Outcome::done())
 }
@@ -58,6 +66,11 @@ pub(crate) fn run(file: &Path, mode: Mode, batches: usize) -> anyhow::Result<()>
         .enable_all()
         .build()?;
     let bare = Consumer::new("bench", ()).on(noop);
+    let fresh = || {
+        Consumer::new("bench", ())
+            .on(noop)
+            .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())))
+    };
     for _ in 0..batches {
         let event: SqsEvent = serde_path_to_error::deserialize(
             &mut serde_json::Deserializer::from_slice(black_box(&bytes)),
@@ -68,22 +81,23 @@ pub(crate) fn run(file: &Path, mode: Mode, batches: usize) -> anyhow::Result<()>
                 black_box(event);
                 continue;
             }
-            Mode::Bare => runtime.block_on(bare.process(&event, &Invocation::default())),
-            Mode::Idempotent => {
-                let consumer = Consumer::new("bench", ())
-                    .on(noop)
-                    .with_idempotency(Idempotency::new(Arc::new(InMemoryIdempotencyStore::new())));
-                runtime.block_on(consumer.process(&event, &Invocation::default()))
+            Mode::Build => {
+                black_box((event, fresh()));
+                continue;
             }
+            Mode::Bare => runtime.block_on(bare.process(&event, &Invocation::default())),
+            Mode::Idempotent => runtime.block_on(fresh().process(&event, &Invocation::default())),
         };
-        check(&outcome)?;
+        check(&outcome, event.records.len())?;
         black_box(outcome.response());
     }
     Ok(())
 }
 
-fn check(outcome: &BatchOutcome) -> anyhow::Result<()> {
-    if outcome.records.is_empty()
+/// Fails unless every one of the batch's `records` was handled.
+fn check(outcome: &BatchOutcome, records: usize) -> anyhow::Result<()> {
+    if records == 0
+        || outcome.records.len() != records
         || !outcome
             .records
             .iter()
@@ -94,20 +108,32 @@ fn check(outcome: &BatchOutcome) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The parent's side: counts `file` in every mode, per record.
-pub(crate) fn count(file: &Path, records_per_batch: usize) -> anyhow::Result<RecordCounts> {
+/// The parent's side: counts `file` in every mode, per record of its batch.
+pub(crate) fn count(file: &Path) -> anyhow::Result<RecordCounts> {
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let records = serde_json::from_slice::<SqsEvent>(&bytes)
+        .with_context(|| format!("{} is not an SQS event", file.display()))?
+        .records
+        .len();
+    if records == 0 {
+        bail!("{} holds no record", file.display());
+    }
     let per_record = |mode: Mode| -> anyhow::Result<f64> {
         let one = count_batches(file, mode, 1)?;
         let more = count_batches(file, mode, 1 + BATCHES)?;
-        Ok(more.saturating_sub(one) as f64 / (BATCHES * records_per_batch) as f64)
+        Ok(more.saturating_sub(one) as f64 / (BATCHES * records) as f64)
     };
+    let read = per_record(Mode::Read)?;
+    let build = per_record(Mode::Build)? - read;
     Ok(RecordCounts {
-        read: per_record(Mode::Read)?,
+        read,
         bare: per_record(Mode::Bare)?,
-        idempotent: per_record(Mode::Idempotent)?,
+        idempotent: per_record(Mode::Idempotent)? - build,
+        build,
     })
 }
 
+/// Instructions of `orderflow-bench` itself running `batches` batches of `file` as `mode` says.
 fn count_batches(file: &Path, mode: Mode, batches: usize) -> anyhow::Result<u64> {
     let this = std::env::current_exe().context("cannot find orderflow-bench itself")?;
     let mut command = callgrind::command(&this)?;
@@ -115,11 +141,16 @@ fn count_batches(file: &Path, mode: Mode, batches: usize) -> anyhow::Result<u64>
         .arg("--count-batches")
         .arg(file)
         .arg("--count-mode")
-        .arg(format!("{mode:?}").to_lowercase())
+        .arg(
+            mode.to_possible_value()
+                .context("every mode has a name")?
+                .get_name(),
+        )
         .arg("--count-repeat")
         .arg(batches.to_string());
     callgrind::count(
         command,
         &format!("{batches} batches of {} ({mode:?})", file.display()),
+        callgrind::Ending::Success,
     )
 }

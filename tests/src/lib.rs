@@ -444,7 +444,6 @@ impl Emulator {
         range: Option<&str>,
         stream: bool,
     ) -> String {
-        use aws_sdk_dynamodb::client::Waiters;
         use aws_sdk_dynamodb::types::{
             AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
             StreamSpecification, StreamViewType,
@@ -483,19 +482,47 @@ impl Emulator {
                     .unwrap(),
             );
         }
-        request
+        match request
             .customize()
             .config_override(dynamodb_setup())
             .send()
             .await
-            .expect("CreateTable");
-        self.dynamodb
-            .wait_until_table_exists()
-            .table_name(&name)
-            .wait(Duration::from_secs(60))
-            .await
-            .expect("table becomes active");
+        {
+            Ok(_) => {}
+            // An attempt that timed out may have created the table before the SDK retried; the
+            // name is this test's own, so the table found is the one it asked for.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(err) => panic!("CreateTable: {err:?}"),
+        }
+        self.wait_until_active(&name).await;
         name
+    }
+
+    /// Polls `DescribeTable` (with [`setup_timeouts`]) until `table` is active, for a minute.
+    async fn wait_until_active(&self, table: &str) {
+        use aws_sdk_dynamodb::types::TableStatus;
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self
+                .dynamodb
+                .describe_table()
+                .table_name(table)
+                .customize()
+                .config_override(dynamodb_setup())
+                .send()
+                .await
+                .map(|out| out.table().and_then(|t| t.table_status().cloned()));
+            match status {
+                Ok(Some(TableStatus::Active)) => return,
+                _ if Instant::now() < until => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => panic!("table {table} did not become active within 60 s: {other:?}"),
+            }
+        }
     }
 
     /// Receives (and deletes) messages until `expected` have arrived or the deadline passes;

@@ -151,9 +151,9 @@ pub(crate) fn render(
                  most it gets ({:.2} cores, 8 clients of SQS round trips): the runner reached \
                  **{:.1} % of what the emulator allows** for this request pattern, \
                  {:.1} orders/s of about {:.1} (target ≥ {:.0} %: {}).",
-                share * 100.0,
+                tenths(share * 100.0),
                 e2e.ceiling_many.emulator_root_cores().unwrap_or(0.0),
-                share.min(1.0) * 100.0,
+                tenths(share.min(1.0) * 100.0),
                 burst.orders_per_second(),
                 burst.orders_per_second() / share.max(f64::EPSILON),
                 RUNNER_SHARE_TARGET * 100.0,
@@ -391,4 +391,9 @@ fn render_cost(
             "{ms:.0} ms"
         ))
     )
+}
+
+/// `percent` cut, not rounded, to a tenth: a share just under the target never reads as it.
+fn tenths(percent: f64) -> f64 {
+    (percent * 10.0).floor() / 10.0
 }
