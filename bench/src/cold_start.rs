@@ -106,8 +106,6 @@ impl Starter {
 
     /// Starts `binary` once: its init, and its peak resident set in KiB (0 if unread).
     fn start(&self, binary: &Path) -> anyhow::Result<(Duration, u64)> {
-        // A request from an earlier, killed process must not be taken for this one's.
-        while self.next.try_recv().is_ok() {}
         let started = Instant::now();
         let mut child = Command::new(binary)
             .env_clear()

@@ -82,9 +82,6 @@ struct Args {
     count_repeat: usize,
 }
 
-/// Records in each batch file.
-const RECORDS_PER_BATCH: u32 = 10;
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if let Some(file) = &args.count_batches {
@@ -136,6 +133,8 @@ fn main() -> anyhow::Result<()> {
         .next()
         .unwrap_or_else(|| Err(anyhow::anyhow!("{} not built", floor_binary.display())));
     let consumer = criterion::read(&args.criterion_dir)?;
+    // criterion's batch benches read this same file (`include_bytes!` in hot_path.rs).
+    let records_per_batch = u32::try_from(record_count::records_in(&args.batch)?)?;
     eprintln!("per record in instructions: the batch files under callgrind");
     let counts = [&args.batch, &args.raw_batch].map(|file| record_count::count(file));
     let powertools = match &args.python {
@@ -172,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         uncounted,
         consumer,
         powertools,
-        records_per_batch: RECORDS_PER_BATCH,
+        records_per_batch,
         record_counts: counts,
         end_to_end,
     }

@@ -108,8 +108,8 @@ fn check(outcome: &BatchOutcome, records: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The parent's side: counts `file` in every mode, per record of its batch.
-pub(crate) fn count(file: &Path) -> anyhow::Result<RecordCounts> {
+/// How many records the batch file `file` holds (at least one).
+pub(crate) fn records_in(file: &Path) -> anyhow::Result<usize> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let records = serde_json::from_slice::<SqsEvent>(&bytes)
         .with_context(|| format!("{} is not an SQS event", file.display()))?
@@ -118,6 +118,12 @@ pub(crate) fn count(file: &Path) -> anyhow::Result<RecordCounts> {
     if records == 0 {
         bail!("{} holds no record", file.display());
     }
+    Ok(records)
+}
+
+/// The parent's side: counts `file` in every mode, per record of its batch.
+pub(crate) fn count(file: &Path) -> anyhow::Result<RecordCounts> {
+    let records = records_in(file)?;
     let per_record = |mode: Mode| -> anyhow::Result<f64> {
         let one = count_batches(file, mode, 1)?;
         let more = count_batches(file, mode, 1 + BATCHES)?;

@@ -504,8 +504,7 @@ impl Emulator {
     /// Polls `DescribeTable` (with [`setup_timeouts`]) until `table` is active, for a minute.
     async fn wait_until_active(&self, table: &str) {
         use aws_sdk_dynamodb::types::TableStatus;
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
+        eventually(Duration::from_secs(60), || async {
             let status = self
                 .dynamodb
                 .describe_table()
@@ -516,13 +515,11 @@ impl Emulator {
                 .await
                 .map(|out| out.table().and_then(|t| t.table_status().cloned()));
             match status {
-                Ok(Some(TableStatus::Active)) => return,
-                _ if Instant::now() < until => {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => panic!("table {table} did not become active within 60 s: {other:?}"),
+                Ok(Some(TableStatus::Active)) => Ok(()),
+                other => Err(format!("table {table} is not active: {other:?}")),
             }
-        }
+        })
+        .await;
     }
 
     /// Receives (and deletes) messages until `expected` have arrived or the deadline passes;
