@@ -101,7 +101,7 @@ impl<S: Send + Sync + 'static> Consumer<S> {
         invocation: &Invocation,
         stats: &mut RecordStats,
     ) -> Result<Processed, RecordError> {
-        let event = Event::decode(message.as_bytes())?;
+        let event = Event::decode_str(message)?;
         stats.event_age = Some(
             (chrono::Utc::now() - event.occurred_at)
                 .to_std()
