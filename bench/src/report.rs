@@ -432,7 +432,7 @@ impl Report {
                 out,
                 "\nThe least any consumer of these files reads, by serde_json: every JSON layer \
                  once (the body out of the record, an SNS body's message out of its \
-                 notification, borrowed where no escape forces a copy) and the event skipped, \
+                 notification, each unescaped into a copy) and the event skipped, \
                  not decoded: {layers_wrapped:.2} µs a record SNS-wrapped and {layers_raw:.2} µs \
                  raw, {:.0} % and {:.0} % of the {PER_RECORD_BARE_TARGET_US} µs target.",
                 layers_wrapped / PER_RECORD_BARE_TARGET_US * 100.0,

@@ -88,7 +88,7 @@ struct LeastNotification<'a> {
 
 /// Every JSON layer of a batch file read once, keeping only what the next layer needs: the
 /// bodies out of the batch, each SNS body's message out of its notification (`wrapped`), then
-/// the event skipped, not decoded. No consumer of these files can read less.
+/// the event skipped, not decoded. No consumer of these files can read less with serde_json.
 fn every_layer_read(file: &[u8], wrapped: bool) {
     let batch: LeastBatch<'_> = serde_json::from_slice(file).unwrap();
     for record in &batch.records {

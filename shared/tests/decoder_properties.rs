@@ -58,15 +58,18 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        let _ = Event::decode(&bytes);
+        let from_bytes = Event::decode(&bytes);
         if let Ok(text) = std::str::from_utf8(&bytes) {
             let _ = message_body(text);
+            // What the consumer reads an SQS body with: the same answer, error for error.
+            prop_assert_eq!(Event::decode_str(text), from_bytes);
         }
     }
 
     #[test]
     fn arbitrary_json_never_panics(value in json_value()) {
-        let _ = Event::decode(value.to_string().as_bytes());
+        let text = value.to_string();
+        prop_assert_eq!(Event::decode_str(&text), Event::decode(text.as_bytes()));
         let _ = Event::from_value(value);
     }
 
@@ -83,6 +86,8 @@ proptest! {
         let pointer = pick.get(&all).clone();
         *doc.pointer_mut(&pointer).unwrap() = replacement;
         let bytes = serde_json::to_vec(&doc).unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        prop_assert_eq!(Event::decode_str(text), Event::decode(&bytes));
         match Event::decode(&bytes) {
             // Whatever decodes must encode again and decode to the same event.
             Ok(event) => {

@@ -1,4 +1,5 @@
-//! The envelope every event travels in, and the only ways in (`decode`) and out (`encode`).
+//! The envelope every event travels in, and the only ways in (`decode`, and `decode_str` for
+//! text) and out (`encode`).
 
 use std::borrow::Cow;
 
@@ -219,7 +220,7 @@ impl Event {
         let event_type = wire
             .event_type
             .parse::<EventType>()
-            .map_err(|_| EventError::UnknownEventType(wire.event_type.clone().into_owned()))?;
+            .map_err(|_| EventError::UnknownEventType(wire.event_type.into_owned()))?;
         let payload = versions::decode_payload(event_type, wire.event_version, wire.data)?;
         let event = Event {
             event_id: wire.event_id,
@@ -595,6 +596,10 @@ mod tests {
         let bytes = serde_json::to_vec(&event).unwrap();
         assert!(
             matches!(Event::decode(&bytes), Err(EventError::TooLarge { size, .. }) if size == bytes.len())
+        );
+        assert_eq!(
+            Event::decode_str(std::str::from_utf8(&bytes).unwrap()),
+            Event::decode(&bytes)
         );
     }
 

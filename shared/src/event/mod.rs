@@ -12,8 +12,9 @@
 //! }
 //! ```
 //!
-//! [`Event::decode`] is the only way in: it checks size, JSON syntax, the envelope, the event
-//! type and version (upcasting older versions), then the payload's business rules.
+//! [`Event::decode`] (and [`Event::decode_str`], the same for text) is the only way in: it
+//! checks size, JSON syntax, the envelope, the event type and version (upcasting older
+//! versions), then the payload's business rules.
 //! [`Event::encode`] is the only way out and applies the same rules, so an invalid event is
 //! never published.
 
